@@ -1,0 +1,53 @@
+"""Batches from a dataset held in memory as one tensor: no per-sample Python work in an epoch.
+
+The uint8 frames ``[N, T, 2, H, W]`` stay on the device the loader was given (the GPU when
+training there); each batch is one gather, one cast to float and one transpose to time first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+
+class FrameLoader:
+    """Yields ``(frames [T, B, 2, H, W] float32, labels [B] int64)`` batches.
+
+    With ``shuffle`` the order is a permutation drawn from ``seed`` and the epoch number
+    (:meth:`set_epoch`), so a resumed run sees the same batches it would have seen.
+    """
+
+    def __init__(self, frames: torch.Tensor, labels: torch.Tensor, batch_size: int,
+                 shuffle: bool = False, seed: int = 0, device: str | torch.device = "cpu"):
+        if len(frames) != len(labels):
+            raise ValueError(f"{len(frames)} recordings but {len(labels)} labels")
+        self.frames = frames.to(device)         # [N, T, 2, H, W] uint8
+        self.labels = labels.to(device)         # [N]
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return -(-len(self.labels) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.labels)
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(n, generator=g).to(self.labels.device)
+        else:
+            order = torch.arange(n, device=self.labels.device)
+        for start in range(0, n, self.batch_size):
+            index = order[start:start + self.batch_size]
+            frames = self.frames[index].float()              # [B, T, 2, H, W]
+            yield frames.transpose(0, 1).contiguous(), self.labels[index]   # [T, B, 2, H, W]
+
+    @property
+    def frame_shape(self) -> tuple[int, ...]:
+        """``(T, 2, H, W)`` of one recording."""
+        return tuple(self.frames.shape[1:])

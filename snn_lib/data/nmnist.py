@@ -1,0 +1,145 @@
+"""N-MNIST on disk: the file format, the folder layout, and the download.
+
+Layout (Orchard et al. 2015): ``ROOT/Train/<label>/<id>.bin`` and ``ROOT/Test/<label>/<id>.bin``,
+labels ``0``-``9``. tonic's download puts the same layout under ``ROOT/NMNIST/``; both are found.
+
+Format: 5 bytes (40 bits) per event, big-endian fields::
+
+    byte 0: x (8 bits)      byte 1: y (8 bits)
+    bytes 2-4: polarity (1 bit, 1 = ON) | timestamp (23 bits, microseconds)
+
+Events are returned as tonic's structured array with fields x, y, t, p.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tonic
+
+from ..errors import DataError
+
+SENSOR_SIZE = (34, 34, 2)               # (width, height, polarities), as tonic.datasets.NMNIST
+EVENT_DTYPE = tonic.datasets.NMNIST.dtype
+SPLITS = {"train": "Train", "test": "Test"}
+LAYOUT_HINT = "Expected ROOT/Train/<label>/<id>.bin and ROOT/Test/<label>/<id>.bin (the N-MNIST layout)"
+
+
+def read_events(path: str | Path) -> np.ndarray:
+    """Events of one ``.bin`` recording, read with tonic; a DataError names a bad file."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise DataError(f"{path}: the file is empty; delete it or download N-MNIST again.")
+    if size % 5:
+        raise DataError(f"{path}: {size} bytes is not a whole number of 5-byte N-MNIST events "
+                        "(truncated or not an N-MNIST file); delete it or download N-MNIST again.")
+    events = tonic.io.read_mnist_file(str(path), dtype=EVENT_DTYPE)
+    width, height, _ = SENSOR_SIZE
+    if len(events) and (events["x"].max() >= width or events["y"].max() >= height):
+        raise DataError(f"{path}: events outside the {width}x{height} N-MNIST sensor "
+                        "(corrupt or not an N-MNIST file); delete it or download N-MNIST again.")
+    return events
+
+
+def write_events(path: str | Path, events: np.ndarray) -> None:
+    """Write events (fields x, y, t in microseconds, p in {0, 1}) as an N-MNIST ``.bin`` file.
+
+    N-MNIST recordings last about 0.3 s, far below the 23-bit timestamp limit (8.4 s), so no
+    overflow markers are written; later timestamps are refused. The file is written to a
+    temporary name and renamed, so a killed writer never leaves half a file.
+    """
+    events = np.sort(events, order="t")
+    x, y, t, p = (np.asarray(events[k], dtype=np.int64) for k in ("x", "y", "t", "p"))
+    if len(t) and not (0 <= t.min() and t.max() < 2**23 and 0 <= x.min() and x.max() <= 255
+                       and 0 <= y.min() and y.max() < 240 and set(np.unique(p)) <= {0, 1}):
+        raise ValueError("N-MNIST events need 0 <= x <= 255, 0 <= y < 240, p in {0, 1} "
+                         "and 0 <= t < 2**23 microseconds")
+    record = np.empty((len(t), 5), dtype=np.uint8)
+    record[:, 0] = x
+    record[:, 1] = y
+    record[:, 2] = (p << 7) | (t >> 16)
+    record[:, 3] = (t >> 8) & 0xFF
+    record[:, 4] = t & 0xFF
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    record.tofile(tmp)
+    tmp.replace(path)
+
+
+def make_events(x, y, t, p) -> np.ndarray:
+    """A tonic structured event array from four equally long sequences."""
+    events = np.zeros(len(t), dtype=EVENT_DTYPE)
+    events["x"], events["y"], events["t"], events["p"] = x, y, t, p
+    return events
+
+
+@dataclass(frozen=True)
+class Recording:
+    path: Path
+    label: int
+
+
+def find_root(root: str | Path) -> Path | None:
+    """The folder that holds Train/ (ROOT itself, or ROOT/NMNIST as tonic lays it out), or None."""
+    root = Path(root)
+    for candidate in (root, root / "NMNIST"):
+        if (candidate / "Train").is_dir() or (candidate / "Test").is_dir():
+            return candidate
+    return None
+
+
+def list_recordings(root: str | Path, split: str) -> list[Recording]:
+    """Every ``.bin`` file of a split, sorted by label then file name (a stable order).
+
+    Raises a DataError naming the folder when the split is missing or laid out wrongly.
+    """
+    folder = Path(root) / SPLITS[split]
+    if not folder.is_dir():
+        raise DataError(f"data.root '{root}' has no {SPLITS[split]}/ folder. {LAYOUT_HINT}.")
+    recordings = []
+    for entry in sorted(folder.iterdir()):
+        if not entry.is_dir():
+            continue
+        if entry.name not in {str(d) for d in range(10)}:
+            raise DataError(f"{entry}: label folders must be named 0 to 9; move or remove this "
+                            f"folder. {LAYOUT_HINT}.")
+        recordings += [Recording(f, int(entry.name)) for f in sorted(entry.glob("*.bin"))]
+    if not recordings:
+        raise DataError(f"{folder} holds no <label>/<id>.bin recordings. {LAYOUT_HINT}.")
+    return recordings
+
+
+def download_nmnist(root: str | Path) -> Path:
+    """Download and unpack N-MNIST with tonic into ``ROOT/NMNIST``; returns that folder.
+
+    Needs internet (about 1 GB). A failure is turned into a DataError that says how to place
+    the files by hand or work offline.
+    """
+    root = Path(root)
+    try:
+        os.makedirs(root, exist_ok=True)
+        for train in (True, False):
+            tonic.datasets.NMNIST(save_to=str(root), train=train)
+    except Exception as err:  # noqa: BLE001 - any download failure gets the same advice
+        raise DataError(
+            f"downloading N-MNIST into data.root '{root}' failed ({type(err).__name__}: {err}). "
+            "Download Train.zip and Test.zip from https://www.garrickorchard.com/datasets/n-mnist "
+            f"and unzip them into {root} (giving {root}/Train/<label>/<id>.bin), "
+            "or use data.name=nmnist_sim to work offline.") from None
+    return root / "NMNIST"
+
+
+def locate_nmnist(root: str | Path, download: bool) -> Path:
+    """The N-MNIST folder under ``root``, downloading it with tonic if allowed and absent."""
+    found = find_root(root)
+    if found is not None:
+        return found
+    if not download:
+        raise DataError(f"data.root '{root}' holds no N-MNIST recordings. {LAYOUT_HINT}; "
+                        "set data.download=true to fetch it, or use data.name=nmnist_sim.")
+    return download_nmnist(root)

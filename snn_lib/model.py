@@ -1,0 +1,96 @@
+"""The convolutional SNN of the original project: 12C5-MP2-64C5-MP2-FC10 with LIF neurons.
+
+Layer by layer, for one time step of a ``[B, 2, 34, 34]`` N-MNIST frame::
+
+    conv 5x5, 2 -> 12    [B, 12, 30, 30]   max-pool 2   [B, 12, 15, 15]   LIF
+    conv 5x5, 12 -> 64   [B, 64, 11, 11]   max-pool 2   [B, 64, 5, 5]     LIF
+    flatten              [B, 1600]          linear 1600 -> 10             LIF   -> output spikes
+
+On frames centre-cropped to 28x28 (``data.crop=28``) the flattened size is 64 * 4 * 4 = 1024,
+the "1024FC10" of the original's name; on the full 34x34 sensor it is 64 * 5 * 5 = 1600.
+
+``CSNN.forward`` takes time-first frames ``[T, B, 2, H, W]`` and returns ``(spk, mem)`` of the
+output layer, each ``[T, B, 10]``. The prediction is the class with most output spikes.
+
+Two implementations of the same network and parameters, chosen by ``model.impl``:
+``"reference"`` steps through time calling each layer and snnTorch's ``Leaky`` once per step
+(the readable one the book teaches); ``"fast"`` (:mod:`snn_lib.fast`) runs each convolution once
+over all time steps and each LIF layer as one fused operation.
+"""
+
+from __future__ import annotations
+
+import snntorch as snn
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+from .neurons import spike_fn
+
+
+def flat_features(input_size: int, channels: int, kernel_size: int) -> int:
+    """Inputs of the fully connected layer: ``channels * side**2`` after two conv+pool stages."""
+    side = input_size
+    for _ in range(2):
+        side = (side - kernel_size + 1) // 2
+    if side < 1:
+        raise ValueError(f"{input_size}x{input_size} frames are too small for two {kernel_size}x{kernel_size} "
+                         "conv + 2x2 pool stages")
+    return channels * side * side
+
+
+class CSNN(nn.Module):
+    """12C5-MP2-64C5-MP2-FC10 spiking network (channel counts and kernel from ``ModelConfig``)."""
+
+    def __init__(self, cfg: ModelConfig, input_size: int = 34, num_classes: int = 10):
+        super().__init__()
+        c1, c2 = cfg.channels
+        self.cfg = cfg
+        self.input_size = input_size
+        self.conv1 = nn.Conv2d(2, c1, cfg.kernel_size)
+        self.conv2 = nn.Conv2d(c1, c2, cfg.kernel_size)
+        self.fc = nn.Linear(flat_features(input_size, c2, cfg.kernel_size), num_classes)
+        grad = spike_fn(cfg.surrogate, cfg.surrogate_slope)
+        self.lif1, self.lif2, self.lif3 = (snn.Leaky(beta=cfg.beta, threshold=cfg.threshold, spike_grad=grad)
+                                           for _ in range(3))
+
+    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``frames [T, B, 2, H, W]`` -> ``(spk [T, B, 10], mem [T, B, 10])`` of the output layer."""
+        if self.cfg.impl == "fast":
+            from .fast import csnn_forward_fast
+            return csnn_forward_fast(self, frames)
+        return self.forward_reference(frames)
+
+    def forward_reference(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The per-step snnTorch loop: every layer called once per time step."""
+        mem1 = mem2 = mem3 = None
+        spikes, mems = [], []
+        for x in frames:                                             # x: [B, 2, H, W]
+            cur1 = F.max_pool2d(self.conv1(x), 2)                    # [B, 12, 15, 15]
+            spk1, mem1 = self.lif1(cur1, mem1 if mem1 is not None else torch.zeros_like(cur1))
+            cur2 = F.max_pool2d(self.conv2(spk1), 2)                 # [B, 64, 5, 5]
+            spk2, mem2 = self.lif2(cur2, mem2 if mem2 is not None else torch.zeros_like(cur2))
+            cur3 = self.fc(spk2.flatten(1))                          # [B, 10]
+            spk3, mem3 = self.lif3(cur3, mem3 if mem3 is not None else torch.zeros_like(cur3))
+            spikes.append(spk3)
+            mems.append(mem3)
+        return torch.stack(spikes), torch.stack(mems)                # [T, B, 10] each
+
+
+def build_model(cfg: ModelConfig, frame_shape: tuple[int, ...]) -> CSNN:
+    """A CSNN for frames of shape ``(T, 2, H, W)`` (square, as N-MNIST's 34x34 or a crop)."""
+    _, polarities, height, width = frame_shape
+    if polarities != 2 or height != width:
+        raise ValueError(f"expected frames (T, 2, S, S), got {tuple(frame_shape)}")
+    return CSNN(cfg, input_size=height)
+
+
+def spike_counts(spk: torch.Tensor) -> torch.Tensor:
+    """Output spikes per class: ``[T, B, C]`` -> ``[B, C]``."""
+    return spk.sum(0)
+
+
+def predict(spk: torch.Tensor) -> torch.Tensor:
+    """The class with most output spikes, ``[T, B, C]`` -> ``[B]`` (ties go to the lowest class)."""
+    return spike_counts(spk).argmax(-1)
