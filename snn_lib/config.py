@@ -62,6 +62,9 @@ class TrainConfig:
     eval_batch_size: int = 256
     num_animations: int = 3            # spike_bar_{i}_target{t}.gif for this many test digits
     max_steps_per_epoch: int = 0       # >0: stop each epoch after this many batches (smoke tests)
+    amp: str = "off"                   # "off" or "bf16": autocast of the forward pass (GPU option)
+    compile: bool = False              # torch.compile the model (GPU option)
+    channels_last: bool = False        # channels_last memory format for the convolutions (GPU option)
 
 
 @dataclass
@@ -110,6 +113,7 @@ class Config:
         _check(t.num_animations >= 0, "train.num_animations", t.num_animations, "an integer >= 0")
         _check(t.max_steps_per_epoch >= 0, "train.max_steps_per_epoch", t.max_steps_per_epoch,
                "0 (whole epochs) or a positive number of batches")
+        _check(t.amp in ("off", "bf16"), "train.amp", t.amp, "off or bf16")
         _check(_is_device_name(t.device), "train.device", t.device, "auto, cpu, cuda or cuda:N")
         return self
 
