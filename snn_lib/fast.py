@@ -1,0 +1,186 @@
+"""The fast path of the CSNN: time folded into the batch, one fused LIF operation per layer.
+
+The per-step reference (:meth:`snn_lib.model.CSNN.forward_reference`) calls every layer ``T``
+times. Convolutions, pooling and the linear layer have no state, so here they run once over all
+``T * B`` frames; only the LIF recurrence is sequential, and it runs as one autograd node per layer
+with its own backward pass through time.
+
+Forward (snnTorch ``Leaky`` with reset by subtraction, the reset decided by the previous step)::
+
+    U[t] = beta * U[t-1] + I[t] - theta * S[t-1]          U[-1] = 0, S[-1] = 0
+    S[t] = H(U[t] - theta)
+
+``S[t-1] = H(U[t-1] - theta)`` is exactly snnTorch's detached reset, so the reset carries no
+gradient and ``dU[t] / dU[t-1] = beta``. With ``g_S[t]`` and ``g_U[t]`` the gradients arriving at
+the outputs and ``H'`` the surrogate derivative, the backward pass is one reverse linear scan::
+
+    d[t]      = g_U[t] + g_S[t] * H'(U[t] - theta)
+    g_I[t]    = d[t] + beta * g_I[t+1]                     g_I[T] = 0
+
+Surrogates (as in :mod:`snntorch.surrogate`, ``x = U - theta``)::
+
+    atan (alpha):          H'(x) = (alpha / 2) / (1 + (pi / 2 * alpha * x)**2)
+    fast_sigmoid (slope):  H'(x) = 1 / (1 + slope * |x|)**2
+
+Two interchangeable implementations of the recurrence:
+
+* :func:`lif_fused` - a custom :class:`torch.autograd.Function`: in-place updates into
+  preallocated ``[T, ...]`` outputs, only the membrane saved for backward. The default.
+* :func:`lif_scan` - the same recurrence written with plain differentiable ops (a straight-through
+  spike), meant for ``torch.compile``, which fuses the whole loop. :func:`csnn_forward_fast` switches
+  to it by itself while being compiled.
+
+Both return ``(spk, mem)`` shaped like the input current, in its dtype; a bf16 or fp16 current
+(autocast) is integrated in float32 and the spikes (exactly 0 or 1) and membrane come back in the
+input dtype. No Triton kernel: on a GPU, ``torch.compile`` of the model is the launch-fusing route.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from .model import CSNN
+
+SURROGATES = ("atan", "fast_sigmoid")
+LIF_IMPLS = ("fused", "scan")
+
+
+def _f32(x: float) -> float:
+    """``x`` rounded to float32, as snnTorch stores ``beta`` and ``threshold`` (float32 buffers)."""
+    return float(torch.tensor(x, dtype=torch.float32))
+
+
+def surrogate_grad(x: torch.Tensor, surrogate: str, slope: float) -> torch.Tensor:
+    """``H'(x)``, the surrogate derivative of the spike at ``x = U - theta`` (same shape as ``x``)."""
+    if surrogate == "atan":
+        return slope / 2 / (1 + (math.pi / 2 * slope * x).pow(2))
+    if surrogate == "fast_sigmoid":
+        return 1.0 / (slope * x.abs() + 1.0).pow(2)
+    raise ValueError(f"unknown surrogate {surrogate!r}: use 'atan' or 'fast_sigmoid'")
+
+
+def _surrogate_primitive(x: torch.Tensor, surrogate: str, slope: float) -> torch.Tensor:
+    """A smooth function whose derivative is :func:`surrogate_grad` (for the straight-through spike)."""
+    if surrogate == "atan":
+        return torch.atan(math.pi / 2 * slope * x) / math.pi
+    if surrogate == "fast_sigmoid":
+        return x / (1 + slope * x.abs())
+    raise ValueError(f"unknown surrogate {surrogate!r}: use 'atan' or 'fast_sigmoid'")
+
+
+class LIFFused(torch.autograd.Function):
+    """The whole LIF recurrence as one autograd node (equations in the module docstring)."""
+
+    @staticmethod
+    def forward(ctx, cur: torch.Tensor, beta: float, threshold: float, surrogate: str,
+                slope: float) -> tuple[torch.Tensor, torch.Tensor]:
+        mem = torch.empty_like(cur)                          # [T, ...]
+        spk = torch.empty_like(cur)                          # [T, ...]
+        mem[0].copy_(cur[0])                                 # U[0] = beta * 0 + I[0] - theta * 0
+        spk[0].copy_(mem[0] > threshold)
+        for t in range(1, cur.shape[0]):
+            # same order of operations as snnTorch: (beta * U[t-1] + I[t]) - S[t-1] * theta
+            torch.mul(mem[t - 1], beta, out=mem[t])
+            mem[t].add_(cur[t]).sub_(spk[t - 1], alpha=threshold)
+            spk[t].copy_(mem[t] > threshold)
+        ctx.save_for_backward(mem)
+        ctx.beta, ctx.threshold, ctx.surrogate, ctx.slope = beta, threshold, surrogate, slope
+        return spk, mem
+
+    @staticmethod
+    def backward(ctx, grad_spk: torch.Tensor, grad_mem: torch.Tensor):
+        (mem,) = ctx.saved_tensors                           # [T, ...]
+        grad = grad_spk * surrogate_grad(mem - ctx.threshold, ctx.surrogate, ctx.slope)
+        grad.add_(grad_mem)                                  # d[t], all t at once
+        for t in range(mem.shape[0] - 2, -1, -1):            # g_I[t] = d[t] + beta * g_I[t+1]
+            grad[t].add_(grad[t + 1], alpha=ctx.beta)
+        return grad, None, None, None, None
+
+
+def _check(cur: torch.Tensor, surrogate: str) -> None:
+    if surrogate not in SURROGATES:
+        raise ValueError(f"unknown surrogate {surrogate!r}: use 'atan' or 'fast_sigmoid'")
+    if cur.dim() < 1 or cur.shape[0] < 1:
+        raise ValueError(f"expected a time-first current [T, ...] with T >= 1, got shape {tuple(cur.shape)}")
+
+
+def _work_dtype(cur: torch.Tensor) -> torch.Tensor:
+    """Half-precision currents are integrated in float32 (the membrane is a running sum)."""
+    return cur.float() if cur.dtype in (torch.float16, torch.bfloat16) else cur
+
+
+def lif_fused(cur: torch.Tensor, beta: float = 0.9, threshold: float = 1.0, surrogate: str = "atan",
+              slope: float = 2.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """LIF over time as one autograd node: ``cur [T, ...]`` -> ``(spk [T, ...], mem [T, ...])``.
+
+    Equal to :func:`snn_lib.neurons.lif_sequence` (and to snnTorch's ``Leaky`` stepped ``T`` times
+    from zero) in forward values and in gradients, with ``beta`` clamped to [0, 1] like snnTorch.
+    """
+    _check(cur, surrogate)
+    work = _work_dtype(cur)
+    spk, mem = LIFFused.apply(work, min(max(float(beta), 0.0), 1.0), float(threshold), surrogate, float(slope))
+    return spk.to(cur.dtype), mem.to(cur.dtype)
+
+
+def lif_scan(cur: torch.Tensor, beta: float = 0.9, threshold: float = 1.0, surrogate: str = "atan",
+             slope: float = 2.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same recurrence as :func:`lif_fused` in plain differentiable ops, for ``torch.compile``.
+
+    The spike is ``H(x) + (p(x) - p(x).detach())`` with ``p' = H'``: exactly 0 or 1 forward, the
+    surrogate derivative backward. The reset uses the previous spike, detached.
+    """
+    _check(cur, surrogate)
+    work = _work_dtype(cur)
+    beta = min(max(float(beta), 0.0), 1.0)
+    mem = torch.zeros_like(work[0])
+    fired = torch.zeros_like(work[0])
+    spikes, mems = [], []
+    for cur_t in work:
+        mem = beta * mem + cur_t - fired * threshold
+        x = mem - threshold
+        smooth = _surrogate_primitive(x, surrogate, slope)
+        spk = (x > 0).to(work.dtype) + (smooth - smooth.detach())
+        fired = spk.detach()
+        spikes.append(spk)
+        mems.append(mem)
+    return torch.stack(spikes).to(cur.dtype), torch.stack(mems).to(cur.dtype)
+
+
+def _compiling() -> bool:
+    compiler = getattr(torch, "compiler", None)
+    return bool(compiler is not None and hasattr(compiler, "is_compiling") and compiler.is_compiling())
+
+
+def csnn_forward_fast(model: "CSNN", frames: torch.Tensor,
+                      lif_impl: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+    """``frames [T, B, 2, H, W]`` -> ``(spk [T, B, 10], mem [T, B, 10])``, equal to the reference.
+
+    Each convolution, pooling and the linear layer run once over ``T * B`` frames; each LIF layer
+    is one :func:`lif_fused` call. ``lif_impl``: ``"fused"``, ``"scan"`` (:func:`lif_scan`), or
+    ``"auto"`` (``"scan"`` inside ``torch.compile``, else ``"fused"``).
+    """
+    if lif_impl == "auto":
+        lif_impl = "scan" if _compiling() else "fused"
+    if lif_impl not in LIF_IMPLS:
+        raise ValueError(f"lif_impl={lif_impl!r}: use 'auto', 'fused' or 'scan'")
+    lif = lif_fused if lif_impl == "fused" else lif_scan
+    cfg = model.cfg
+    # snnTorch keeps beta and threshold as float32 buffers; round the same way (no device sync)
+    opts = dict(beta=_f32(cfg.beta), threshold=_f32(cfg.threshold), surrogate=cfg.surrogate,
+                slope=float(cfg.surrogate_slope))
+    T, B = frames.shape[:2]
+    x = frames.flatten(0, 1)                                           # [T*B, 2, H, W]
+    cur1 = F.max_pool2d(model.conv1(x), 2)                             # [T*B, 12, 15, 15]
+    spk1, _ = lif(cur1.unflatten(0, (T, B)), **opts)                   # [T, B, 12, 15, 15]
+    cur2 = F.max_pool2d(model.conv2(spk1.flatten(0, 1)), 2)            # [T*B, 64, 5, 5]
+    spk2, _ = lif(cur2.unflatten(0, (T, B)), **opts)                   # [T, B, 64, 5, 5]
+    cur3 = model.fc(spk2.flatten(2))                                   # [T, B, 10]
+    return lif(cur3, **opts)                                           # [T, B, 10] each
+
+
+__all__ = ["LIFFused", "lif_fused", "lif_scan", "surrogate_grad", "csnn_forward_fast"]
