@@ -1,7 +1,8 @@
 """Events to frames with tonic's transforms, and a disk cache of the result.
 
 A recording of N events becomes ``T = n_time_bins`` frames of event counts per pixel and polarity
-(``tonic.transforms.ToFrame``), after an optional ``Denoise`` and an optional ``CenterCrop``.
+(``tonic.transforms.ToFrame``: T equal windows from the first event to the last, each
+``[start, end)``, so the last event itself falls outside), after an optional ``Denoise`` and an optional ``CenterCrop``.
 A whole split is stored as one uint8 tensor ``[N, T, 2, H, W]``: N-MNIST at T = 25 is 3.5 GB for
 the 60,000 training recordings, small enough for memory or a GPU.
 

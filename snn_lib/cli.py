@@ -1,0 +1,192 @@
+"""The command line: ``snn-train``, ``snn-eval`` and ``snn-make-data`` (hydra, ``key=value`` overrides).
+
+::
+
+    snn-train exp_id=subset1_epochs100 data.subset=1 train.num_epochs=100
+    snn-train data.name=nmnist_sim train.device=cpu           # offline, no download
+    snn-eval checkpoint=exp/default/checkpoints/best.pt out=exp/default/eval.json
+    snn-make-data out=data/nmnist_sim
+
+Each command builds a typed config (:mod:`snn_lib.config`) and calls a plain library function,
+so a notebook can do the same without hydra. An unknown key or a bad value is refused before
+any work, with one line on stderr and exit status 2. Hydra writes no ``outputs/`` folders.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
+
+from .config import Config, DataConfig, config_from_dict
+from .errors import ConfigError, SnnError
+
+# The schemas below are stored in hydra's ConfigStore; snn_lib/conf/<command>.yaml puts each under
+# hydra settings that keep hydra quiet (no outputs/ folder, no logging set-up, same directory).
+
+@dataclass
+class EvalData:
+    """Data settings for snn-eval; each unset (null) one is taken from the checkpoint's config."""
+    name: Optional[str] = None
+    root: Optional[str] = None
+    download: Optional[bool] = None
+    cache_dir: Optional[str] = None
+    subset: Optional[int] = None
+    test_from_train: Optional[float] = None
+
+
+@dataclass
+class EvalCommand:
+    checkpoint: str = "???"
+    out: str = ""                       # JSON file for the results; "" = print only
+    split: str = "test"                 # test, or train (e.g. a folder holding only Train/)
+    device: str = "auto"
+    batch_size: int = 256
+    data: EvalData = field(default_factory=EvalData)
+
+
+@dataclass
+class MakeDataCommand:
+    out: str = "data/nmnist_sim"
+    train_per_class: int = 400
+    test_per_class: int = 100
+    recordings_per_image: int = 1
+    seed: int = 0
+
+
+_store = ConfigStore.instance()
+_store.store(name="snn_train_schema", node=Config)
+_store.store(name="snn_eval_schema", node=EvalCommand)
+_store.store(name="snn_make_data_schema", node=MakeDataCommand)
+
+
+def _plain(cfg) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def _setup_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("snn_lib")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def _fail(command: str, err: Exception) -> None:
+    print(f"{command}: {err}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _train(cfg) -> None:
+    from .train import run_training
+    _setup_logging()
+    try:
+        result = run_training(config_from_dict(_plain(cfg)).validate())
+    except SnnError as err:
+        _fail("snn-train", err)
+    print(f"best test accuracy {100 * result.best_test_acc:.2f}%; results in {result.run_dir}/")
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data_overrides: dict | None = None, split: str = "test",
+                        device: str = "auto", batch_size: int = 256) -> dict:
+    """Accuracy, per-class accuracy and confusion matrix of a checkpoint on a dataset split.
+
+    The frame settings (time bins, crop, denoise) always come from the checkpoint, since the model
+    was trained on them; ``data_overrides`` (name, root, ...) choose the recordings.
+    """
+    import torch
+
+    from .data import FrameLoader, cache_dir_of, cached_frames, dataset_root, list_recordings, split_recordings
+    from .train import evaluate, model_from_checkpoint, resolve_device
+
+    if split not in ("test", "train"):
+        raise ConfigError(f"split={split!r} is not valid: expected test or train.")
+    dev = resolve_device(device)
+    model, cfg = model_from_checkpoint(checkpoint, dev)
+    data = DataConfig(**{**vars(cfg.data), **{k: v for k, v in (data_overrides or {}).items() if v is not None}})
+    Config(data=data).validate()
+    root = dataset_root(data)
+    recordings = (list_recordings(root, "train")[::data.subset] if split == "train"
+                  else split_recordings(data, root)["test"])
+    frames, labels = cached_frames(recordings, data.n_time_bins, data.denoise_us, data.crop, cache_dir_of(data))
+    with torch.no_grad():
+        result = evaluate(model, FrameLoader(frames, labels, batch_size, device=dev), device=dev)
+    return {"checkpoint": str(checkpoint), "data": vars(data), "split": split, **result}
+
+
+def _eval(cfg) -> None:
+    _setup_logging()
+    try:
+        if cfg.checkpoint in ("???", ""):
+            raise ConfigError("checkpoint=PATH is required, e.g. checkpoint=exp/default/checkpoints/best.pt")
+        result = evaluate_checkpoint(cfg.checkpoint, _plain(cfg.data), cfg.split, cfg.device, cfg.batch_size)
+        if cfg.out:
+            out = Path(cfg.out)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(result, indent=2))
+    except SnnError as err:
+        _fail("snn-eval", err)
+    print(f"accuracy {100 * result['accuracy']:.2f}% on {result['samples']} recordings ({cfg.split} split)"
+          + (f"; written to {cfg.out}" if cfg.out else ""))
+
+
+def _make_data(cfg) -> None:
+    from .data.nmnist_sim import make_sim_dataset
+    _setup_logging()
+    try:
+        root = make_sim_dataset(cfg.out, train_per_class=cfg.train_per_class, test_per_class=cfg.test_per_class,
+                                recordings_per_image=cfg.recordings_per_image, seed=cfg.seed)
+    except (SnnError, ValueError) as err:
+        _fail("snn-make-data", err)
+    print(f"simulated N-MNIST written to {root}/Train and {root}/Test")
+
+
+def check_overrides(schema: type, overrides: list[str]) -> None:
+    """Refuse an unknown key or a value of the wrong type with one line (hydra's own message is
+    several lines and suggests ``+key=``, which would then fail anyway)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    base = OmegaConf.structured(schema)
+    parser = OverridesParser.create()
+    for arg in overrides:
+        if arg.startswith(("-", "hydra", "+", "~")) or "=" not in arg:
+            continue
+        key = arg.split("=", 1)[0]
+        parent_key, _, leaf = key.rpartition(".")
+        parent = OmegaConf.select(base, parent_key) if parent_key else base
+        if not OmegaConf.is_dict(parent) or leaf not in parent:
+            node = parent if OmegaConf.is_dict(parent) else base
+            prefix = f"{parent_key}." if OmegaConf.is_dict(parent) and parent_key else ""
+            known = ", ".join(prefix + k + (".*" if OmegaConf.is_dict(node[k]) else "") for k in node)
+            raise ConfigError(f"unknown setting '{key}'; known settings: {known}.")
+        try:
+            value = parser.parse_overrides([arg])[0].value()
+            OmegaConf.update(base, key, value, merge=False)
+        except Exception as err:  # noqa: BLE001 - any parse or type error is the user's value
+            expected = type(OmegaConf.select(base, key)).__name__
+            raise ConfigError(f"{arg} is not valid ({type(err).__name__}): expected a value of type "
+                              f"{expected}.") from None
+
+
+def _hydra_entry(command: str, config_name: str, schema: type, task):
+    """A console entry point running ``task`` under hydra with the stored ``config_name``."""
+    def main() -> None:
+        try:
+            check_overrides(schema, sys.argv[1:])
+        except SnnError as err:
+            _fail(command, err)
+        hydra.main(version_base="1.3", config_path="conf", config_name=config_name)(task)()
+    return main
+
+
+train_main = _hydra_entry("snn-train", "snn_train", Config, _train)
+eval_main = _hydra_entry("snn-eval", "snn_eval", EvalCommand, _eval)
+make_data_main = _hydra_entry("snn-make-data", "snn_make_data", MakeDataCommand, _make_data)
