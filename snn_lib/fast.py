@@ -22,22 +22,27 @@ Surrogates (as in :mod:`snntorch.surrogate`, ``x = U - theta``)::
     atan (alpha):          H'(x) = (alpha / 2) / (1 + (pi / 2 * alpha * x)**2)
     fast_sigmoid (slope):  H'(x) = 1 / (1 + slope * |x|)**2
 
-Two interchangeable implementations of the recurrence:
+Interchangeable implementations of the recurrence:
 
-* :func:`lif_fused` - a custom :class:`torch.autograd.Function`: in-place updates into
-  preallocated ``[T, ...]`` outputs, only the membrane saved for backward. The default.
+* :func:`lif_fused` - a custom :class:`torch.autograd.Function`, only the membrane saved for
+  backward. ``kernels="eager"``: in-place PyTorch ops per time step into preallocated ``[T, ...]``
+  outputs (the default, nothing to compile). ``kernels="compiled"``: each pass is one
+  ``torch.compile``-generated kernel over ``[T, N]`` (a C++/OpenMP loop on CPU, Triton on GPU).
 * :func:`lif_scan` - the same recurrence written with plain differentiable ops (a straight-through
-  spike), meant for ``torch.compile``, which fuses the whole loop. :func:`csnn_forward_fast` switches
+  spike), for a model that is ``torch.compile``-d as a whole; :func:`csnn_forward_fast` switches
   to it by itself while being compiled.
 
-Both return ``(spk, mem)`` shaped like the input current, in its dtype; a bf16 or fp16 current
+All return ``(spk, mem)`` shaped like the input current, in its dtype; a bf16 or fp16 current
 (autocast) is integrated in float32 and the spikes (exactly 0 or 1) and membrane come back in the
-input dtype. No Triton kernel: on a GPU, ``torch.compile`` of the model is the launch-fusing route.
+input dtype. No hand-written Triton kernel: on a GPU the compiled kernels are inductor's Triton
+(untested on GPU here; ``benchmarks/README.md`` says what was measured where).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
@@ -47,7 +52,7 @@ if TYPE_CHECKING:
     from .model import CSNN
 
 SURROGATES = ("atan", "fast_sigmoid")
-LIF_IMPLS = ("fused", "scan")
+LIF_IMPLS = ("fused", "compiled", "scan")
 
 
 def _f32(x: float) -> float:
@@ -73,33 +78,98 @@ def _surrogate_primitive(x: torch.Tensor, surrogate: str, slope: float) -> torch
     raise ValueError(f"unknown surrogate {surrogate!r}: use 'atan' or 'fast_sigmoid'")
 
 
+def _forward_eager(cur: torch.Tensor, beta: float, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward recurrence, in place into preallocated ``[T, ...]`` outputs (a few ops per step)."""
+    mem = torch.empty_like(cur)                              # [T, ...]
+    spk = torch.empty_like(cur)                              # [T, ...]
+    mem[0].copy_(cur[0])                                     # U[0] = beta * 0 + I[0] - theta * 0
+    spk[0].copy_(mem[0] > threshold)
+    for t in range(1, cur.shape[0]):
+        # same order of operations as snnTorch: (beta * U[t-1] + I[t]) - S[t-1] * theta
+        torch.mul(mem[t - 1], beta, out=mem[t])
+        mem[t].add_(cur[t]).sub_(spk[t - 1], alpha=threshold)
+        spk[t].copy_(mem[t] > threshold)
+    return spk, mem
+
+
+def _backward_eager(mem: torch.Tensor, grad_spk: torch.Tensor, grad_mem: torch.Tensor, beta: float,
+                    threshold: float, surrogate: str, slope: float) -> torch.Tensor:
+    """Reverse scan of the gradient, in place: ``g_I [T, ...]``."""
+    grad = grad_spk * surrogate_grad(mem - threshold, surrogate, slope)
+    grad.add_(grad_mem)                                      # d[t], all t at once
+    for t in range(mem.shape[0] - 2, -1, -1):                # g_I[t] = d[t] + beta * g_I[t+1]
+        grad[t].add_(grad[t + 1], alpha=beta)
+    return grad
+
+
+def _forward_pure(cur: torch.Tensor, beta: float, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The forward recurrence without in-place ops, for ``torch.compile`` (one fused kernel)."""
+    mem = torch.zeros_like(cur[0])
+    spk = torch.zeros_like(cur[0])
+    spikes, mems = [], []
+    for t in range(cur.shape[0]):
+        mem = beta * mem + cur[t] - spk * threshold
+        spk = (mem > threshold).to(cur.dtype)
+        spikes.append(spk)
+        mems.append(mem)
+    return torch.stack(spikes), torch.stack(mems)
+
+
+def _backward_pure(mem: torch.Tensor, grad_spk: torch.Tensor, grad_mem: torch.Tensor, beta: float,
+                   threshold: float, surrogate: str, slope: float) -> torch.Tensor:
+    """The reverse scan without in-place ops, for ``torch.compile``."""
+    d = grad_mem + grad_spk * surrogate_grad(mem - threshold, surrogate, slope)
+    g = torch.zeros_like(d[0])
+    grads = []
+    for t in range(d.shape[0] - 1, -1, -1):
+        g = d[t] + beta * g
+        grads.append(g)
+    return torch.stack(grads[::-1])
+
+
+_COMPILED: dict[str, Callable] = {}
+
+
+def _compiled(name: str) -> Callable:
+    """``torch.compile`` of a pure kernel, made on first use. Inputs are ``[T, N]``: N is dynamic,
+    so every layer and batch size share one compiled kernel per T (a C++/OpenMP loop on CPU, a
+    Triton kernel on GPU)."""
+    if name not in _COMPILED:
+        fn = {"forward": _forward_pure, "backward": _backward_pure}[name]
+        _COMPILED[name] = torch.compile(fn, dynamic=True)
+    return _COMPILED[name]
+
+
 class LIFFused(torch.autograd.Function):
-    """The whole LIF recurrence as one autograd node (equations in the module docstring)."""
+    """The whole LIF recurrence as one autograd node (equations in the module docstring).
+
+    ``kernels="eager"`` runs the loops as a few PyTorch ops per time step; ``"compiled"`` runs
+    each pass as one ``torch.compile``-generated kernel over ``[T, N]``.
+    """
 
     @staticmethod
-    def forward(ctx, cur: torch.Tensor, beta: float, threshold: float, surrogate: str,
-                slope: float) -> tuple[torch.Tensor, torch.Tensor]:
-        mem = torch.empty_like(cur)                          # [T, ...]
-        spk = torch.empty_like(cur)                          # [T, ...]
-        mem[0].copy_(cur[0])                                 # U[0] = beta * 0 + I[0] - theta * 0
-        spk[0].copy_(mem[0] > threshold)
-        for t in range(1, cur.shape[0]):
-            # same order of operations as snnTorch: (beta * U[t-1] + I[t]) - S[t-1] * theta
-            torch.mul(mem[t - 1], beta, out=mem[t])
-            mem[t].add_(cur[t]).sub_(spk[t - 1], alpha=threshold)
-            spk[t].copy_(mem[t] > threshold)
-        ctx.save_for_backward(mem)
-        ctx.beta, ctx.threshold, ctx.surrogate, ctx.slope = beta, threshold, surrogate, slope
+    def forward(ctx, cur: torch.Tensor, beta: float, threshold: float, surrogate: str, slope: float,
+                kernels: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if kernels == "compiled":
+            flat = cur.reshape(cur.shape[0], -1)                                     # [T, N]
+            spk, mem = (x.view(cur.shape) for x in _compiled("forward")(flat, beta, threshold))
+        else:
+            spk, mem = _forward_eager(cur, beta, threshold)
+        ctx.save_for_backward(mem)                           # only the membrane: H'(U - theta)
+        ctx.beta, ctx.threshold, ctx.surrogate, ctx.slope, ctx.kernels = beta, threshold, surrogate, slope, kernels
         return spk, mem
 
     @staticmethod
     def backward(ctx, grad_spk: torch.Tensor, grad_mem: torch.Tensor):
         (mem,) = ctx.saved_tensors                           # [T, ...]
-        grad = grad_spk * surrogate_grad(mem - ctx.threshold, ctx.surrogate, ctx.slope)
-        grad.add_(grad_mem)                                  # d[t], all t at once
-        for t in range(mem.shape[0] - 2, -1, -1):            # g_I[t] = d[t] + beta * g_I[t+1]
-            grad[t].add_(grad[t + 1], alpha=ctx.beta)
-        return grad, None, None, None, None
+        args = (ctx.beta, ctx.threshold, ctx.surrogate, ctx.slope)
+        if ctx.kernels == "compiled":
+            T = mem.shape[0]
+            grad = _compiled("backward")(mem.reshape(T, -1), grad_spk.reshape(T, -1), grad_mem.reshape(T, -1), *args)
+            grad = grad.view(mem.shape)
+        else:
+            grad = _backward_eager(mem, grad_spk, grad_mem, *args)
+        return grad, None, None, None, None, None
 
 
 def _check(cur: torch.Tensor, surrogate: str) -> None:
@@ -115,15 +185,20 @@ def _work_dtype(cur: torch.Tensor) -> torch.Tensor:
 
 
 def lif_fused(cur: torch.Tensor, beta: float = 0.9, threshold: float = 1.0, surrogate: str = "atan",
-              slope: float = 2.0) -> tuple[torch.Tensor, torch.Tensor]:
+              slope: float = 2.0, kernels: str = "eager") -> tuple[torch.Tensor, torch.Tensor]:
     """LIF over time as one autograd node: ``cur [T, ...]`` -> ``(spk [T, ...], mem [T, ...])``.
 
     Equal to :func:`snn_lib.neurons.lif_sequence` (and to snnTorch's ``Leaky`` stepped ``T`` times
     from zero) in forward values and in gradients, with ``beta`` clamped to [0, 1] like snnTorch.
+    ``kernels``: ``"eager"`` (PyTorch ops per step) or ``"compiled"`` (one ``torch.compile``-made
+    kernel per pass; the first call compiles, tens of seconds on a small CPU).
     """
     _check(cur, surrogate)
+    if kernels not in ("eager", "compiled"):
+        raise ValueError(f"kernels={kernels!r}: use 'eager' or 'compiled'")
     work = _work_dtype(cur)
-    spk, mem = LIFFused.apply(work, min(max(float(beta), 0.0), 1.0), float(threshold), surrogate, float(slope))
+    spk, mem = LIFFused.apply(work, min(max(float(beta), 0.0), 1.0), float(threshold), surrogate, float(slope),
+                              kernels)
     return spk.to(cur.dtype), mem.to(cur.dtype)
 
 
@@ -157,18 +232,31 @@ def _compiling() -> bool:
 
 
 def csnn_forward_fast(model: "CSNN", frames: torch.Tensor,
-                      lif_impl: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+                      lif_impl: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``frames [T, B, 2, H, W]`` -> ``(spk [T, B, 10], mem [T, B, 10])``, equal to the reference.
 
     Each convolution, pooling and the linear layer run once over ``T * B`` frames; each LIF layer
-    is one :func:`lif_fused` call. ``lif_impl``: ``"fused"``, ``"scan"`` (:func:`lif_scan`), or
-    ``"auto"`` (``"scan"`` inside ``torch.compile``, else ``"fused"``).
+    is one call of the recurrence chosen by ``lif_impl``:
+
+    * ``"fused"``: :func:`lif_fused` with eager kernels (no compilation; the default);
+    * ``"compiled"``: :func:`lif_fused` with ``torch.compile``-made kernels (fastest on CPU once
+      compiled; the first call compiles);
+    * ``"scan"``: :func:`lif_scan`, plain ops, for a model that is ``torch.compile``-d as a whole;
+    * ``"auto"``: ``"scan"`` while being compiled, else ``"fused"``.
+
+    ``None`` takes ``model.cfg.lif_impl`` when the config has that field, else ``"auto"``.
     """
+    if lif_impl is None:
+        lif_impl = getattr(model.cfg, "lif_impl", "auto")
     if lif_impl == "auto":
         lif_impl = "scan" if _compiling() else "fused"
     if lif_impl not in LIF_IMPLS:
-        raise ValueError(f"lif_impl={lif_impl!r}: use 'auto', 'fused' or 'scan'")
-    lif = lif_fused if lif_impl == "fused" else lif_scan
+        raise ValueError(f"lif_impl={lif_impl!r}: use 'auto', 'fused', 'compiled' or 'scan'")
+    if lif_impl == "scan":
+        lif = lif_scan
+    else:
+        kernels = "compiled" if lif_impl == "compiled" else "eager"
+        lif = functools.partial(lif_fused, kernels=kernels)
     cfg = model.cfg
     # snnTorch keeps beta and threshold as float32 buffers; round the same way (no device sync)
     opts = dict(beta=_f32(cfg.beta), threshold=_f32(cfg.threshold), surrogate=cfg.surrogate,

@@ -93,6 +93,28 @@ def test_csnn_fast_equals_reference_float32(surrogate, slope):
         torch.testing.assert_close(g_fast[name], g_ref[name], rtol=1e-4, atol=1e-4, msg=name)
 
 
+@pytest.mark.parametrize("lif_impl", ["fused", "scan"])
+def test_csnn_lif_impls_agree(lif_impl):
+    cfg = ModelConfig(beta=0.7, channels=(5, 7))
+    ref, fast = make_pair(cfg, 22, torch.float64)
+    frames = random_frames(5, 3, 22, torch.float64)
+    w_spk, w_mem = torch.randn(5, 3, 10, dtype=torch.float64), torch.randn(5, 3, 10, dtype=torch.float64)
+    s_ref, m_ref, g_ref = run(ref, frames, w_spk, w_mem)
+    fast.zero_grad()
+    spk, mem = csnn_forward_fast(fast, frames, lif_impl=lif_impl)
+    ((spk * w_spk).sum() + (mem * w_mem).sum()).backward()
+    torch.testing.assert_close(spk, s_ref, rtol=0, atol=0)
+    torch.testing.assert_close(mem, m_ref, rtol=1e-5, atol=1e-5)
+    for name, p in fast.named_parameters():
+        torch.testing.assert_close(p.grad, g_ref[name], rtol=1e-5, atol=1e-5, msg=name)
+
+
+def test_csnn_refuses_unknown_lif_impl():
+    _, fast = make_pair(ModelConfig(channels=(2, 2)), 16, torch.float32)
+    with pytest.raises(ValueError, match="lif_impl"):
+        csnn_forward_fast(fast, torch.zeros(2, 1, 2, 16, 16), lif_impl="triton")
+
+
 def test_checkpoint_serves_both_paths():
     cfg = ModelConfig(channels=(4, 6))
     ref, _ = make_pair(cfg, 20, torch.float32)
@@ -121,6 +143,24 @@ def test_lif_matches_lif_sequence(lif, surrogate, slope, shape, beta, threshold)
     torch.testing.assert_close(spk, spk_ref, rtol=0, atol=0)
     torch.testing.assert_close(mem, mem_ref, rtol=1e-12, atol=1e-12)
     # the reference's float32 spike function rounds the incoming gradient to float32
+    torch.testing.assert_close(grad, grad_ref, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("surrogate,slope", SURROGATES)
+def test_compiled_kernels_match_lif_sequence(surrogate, slope):
+    """The torch.compile-made kernels (what runs on GPU as Triton) on CPU: same values, gradient.
+
+    One shape with an odd size; the first call compiles (tens of seconds on two cores)."""
+    pytest.importorskip("torch._inductor")
+    torch.manual_seed(2)
+    cur = (torch.randn(6, 3, 7, dtype=torch.float64) * 1.5 + 0.4).requires_grad_()
+    g_spk, g_mem = torch.randn(6, 3, 7, dtype=torch.float64), torch.randn(6, 3, 7, dtype=torch.float64)
+    spk, mem = lif_fused(cur, 0.8, 1.0, surrogate, slope, kernels="compiled")
+    grad, = torch.autograd.grad((spk * g_spk).sum() + (mem * g_mem).sum(), cur)
+    spk_ref, mem_ref = lif_sequence(cur, 0.8, 1.0, spike=keep_dtype(spike_fn(surrogate, slope)))
+    grad_ref, = torch.autograd.grad((spk_ref * g_spk).sum() + (mem_ref * g_mem).sum(), cur)
+    torch.testing.assert_close(spk, spk_ref, rtol=0, atol=0)
+    torch.testing.assert_close(mem, mem_ref, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(grad, grad_ref, rtol=1e-6, atol=1e-6)
 
 
