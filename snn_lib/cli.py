@@ -44,7 +44,7 @@ class EvalData:
 
 @dataclass
 class EvalCommand:
-    checkpoint: str = "???"
+    checkpoint: str = ""                # path of a .pt file written by snn-train (required)
     out: str = ""                       # JSON file for the results; "" = print only
     split: str = "test"                 # test, or train (e.g. a folder holding only Train/)
     device: str = "auto"
@@ -125,7 +125,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data_overrides: dict | None = No
 def _eval(cfg) -> None:
     _setup_logging()
     try:
-        if cfg.checkpoint in ("???", ""):
+        if not cfg.checkpoint:
             raise ConfigError("checkpoint=PATH is required, e.g. checkpoint=exp/default/checkpoints/best.pt")
         result = evaluate_checkpoint(cfg.checkpoint, _plain(cfg.data), cfg.split, cfg.device, cfg.batch_size)
         if cfg.out:

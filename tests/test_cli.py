@@ -1,0 +1,51 @@
+"""The commands as a user runs them: subprocesses in a scratch directory."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def run(args, cwd):
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["foo=1"], "unknown setting 'foo'"),
+    (["train.epochs=3"], "unknown setting 'train.epochs'; known settings: train.num_epochs"),
+    (["train.num_epochs=-1"], "train.num_epochs=-1 is not valid"),
+    (["train.num_epochs=abc"], "train.num_epochs=abc is not valid"),
+    (["train.device=cuda:7"], "train.device=cuda:7"),
+    (["data.name=mnist"], "data.name='mnist' is not valid"),
+    (["data.root=/no/such/folder", "data.download=false"], "data.root '/no/such/folder' holds no N-MNIST"),
+])
+def test_bad_settings_are_refused_in_one_line_before_any_work(tmp_path, args, message):
+    result = run(["snn-train", *args], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("snn-train: ") and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []                 # no exp/, no hydra outputs/
+
+
+def test_train_then_eval_through_the_command_line(toy_nmnist, tmp_path):
+    common = [f"data.root={toy_nmnist}", f"data.cache_dir={tmp_path / 'cache'}", "data.n_time_bins=4"]
+    result = run([sys.executable, "-m", "snn_lib.train", "exp_id=cli", *common, "model.channels=[4,8]",
+                  "train.num_epochs=1", "train.num_animations=1", "train.device=cpu"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "best test accuracy" in result.stdout
+    run_dir = tmp_path / "exp" / "cli"
+    assert (run_dir / "checkpoints" / "best.pt").is_file() and (run_dir / "train.log").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "exp"]     # no outputs/ folder
+
+    out = tmp_path / "eval.json"
+    result = run(["snn-eval", f"checkpoint={run_dir / 'checkpoints' / 'best.pt'}", f"data.root={toy_nmnist}",
+                  f"out={out}"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert {"accuracy", "per_class_accuracy", "confusion_matrix"} <= set(report)
+    assert len(report["per_class_accuracy"]) == 10 and report["samples"] == 30
+    assert f"{100 * report['accuracy']:.2f}%" in result.stdout
+
+    result = run(["snn-eval", f"checkpoint={tmp_path / 'missing.pt'}"], tmp_path)
+    assert result.returncode == 2 and "snn-eval: checkpoint" in result.stderr and "does not exist" in result.stderr
