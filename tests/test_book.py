@@ -1,0 +1,165 @@
+"""The book's structure: chapters exist, jupytext pairs agree, committed notebooks carry no outputs,
+every chapter's first code cell installs snn_lib on Colab from the repository in _config.yml and
+does nothing elsewhere, and the API page lists every module of snn_lib.
+
+The chapters themselves run under ``SNN_FAST=1 pytest --nbmake book/*/*.ipynb``.
+"""
+
+from __future__ import annotations
+
+import ast
+import pkgutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+jupytext = pytest.importorskip("jupytext")
+nbformat = pytest.importorskip("nbformat")
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+CHAPTER_SOURCES = sorted(BOOK.glob("*/*.md"))          # book/NN_slug/slug.md (jupytext MyST)
+NOTEBOOKS = sorted(BOOK.glob("*/*.ipynb"))
+
+
+def _ids(paths):
+    return [str(p.relative_to(ROOT)) for p in paths]
+
+
+def _toc_files(node) -> list[str]:
+    """Every ``file:`` entry of _toc.yml, at any depth."""
+    found = []
+    if isinstance(node, dict):
+        if "file" in node:
+            found.append(node["file"])
+        if "root" in node:
+            found.append(node["root"])
+        for value in node.values():
+            found += _toc_files(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += _toc_files(value)
+    return found
+
+
+def _repository_url() -> str:
+    return yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+
+
+def _cells(nb) -> list[tuple[str, str, tuple]]:
+    """What a pair must agree on: type, source (trailing blanks ignored) and tags of each cell."""
+    return [(c.cell_type, c.source.rstrip(), tuple(c.metadata.get("tags", []))) for c in nb.cells]
+
+
+def test_there_are_chapters():
+    assert CHAPTER_SOURCES, "no chapter sources book/NN_slug/slug.md found"
+
+
+def test_every_toc_entry_exists():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    for entry in _toc_files(toc):
+        candidates = [ROOT / (entry + suffix) for suffix in (".md", ".ipynb")] + [ROOT / entry]
+        assert any(c.is_file() for c in candidates), f"_toc.yml lists {entry!r}, which does not exist"
+
+
+def test_every_chapter_is_in_the_toc():
+    listed = set(_toc_files(yaml.safe_load((ROOT / "_toc.yml").read_text())))
+    for src in CHAPTER_SOURCES:
+        entry = str(src.relative_to(ROOT).with_suffix(""))
+        assert entry in listed, f"{entry} is not in _toc.yml"
+
+
+@pytest.mark.parametrize("src", CHAPTER_SOURCES, ids=_ids(CHAPTER_SOURCES))
+def test_chapter_is_paired_with_an_ipynb(src):
+    text = jupytext.read(src)
+    formats = text.metadata.get("jupytext", {}).get("formats", "")
+    assert formats == "ipynb,md:myst", (f"{src.name}: jupytext formats are {formats!r}; run "
+                                        f"`jupytext --set-formats ipynb,md:myst {src.relative_to(ROOT)}`")
+    assert src.with_suffix(".ipynb").is_file(), (
+        f"{src.name} has no paired notebook; run `jupytext --to ipynb {src.relative_to(ROOT)}`")
+
+
+@pytest.mark.parametrize("src", CHAPTER_SOURCES, ids=_ids(CHAPTER_SOURCES))
+def test_pair_in_sync(src):
+    md = jupytext.read(src)
+    ipynb = nbformat.read(src.with_suffix(".ipynb"), as_version=4)
+    assert _cells(md) == _cells(ipynb), (
+        f"{src.relative_to(ROOT)} and its .ipynb differ; edit the .md and run "
+        f"`jupytext --to ipynb {src.relative_to(ROOT)}` (or, after editing the .ipynb in Jupyter, "
+        f"`jupytext --sync {src.with_suffix('.ipynb').relative_to(ROOT)}` then the same command)")
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_has_a_source_and_no_outputs(nb_path):
+    assert nb_path.with_suffix(".md").is_file(), f"{nb_path.name} has no paired jupytext .md"
+    nb = nbformat.read(nb_path, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, (
+                f"{nb_path.name} cell {i} has outputs; run `jupytext --to ipynb "
+                f"{nb_path.with_suffix('.md').relative_to(ROOT)}` to rewrite it from its source")
+
+
+def _first_code_cell(path: Path) -> str:
+    nb = jupytext.read(path)
+    return next(c.source for c in nb.cells if c.cell_type == "code")
+
+
+def _as_python(source: str) -> ast.Module:
+    """The cell as IPython runs it (``%pip`` becomes ``get_ipython().run_line_magic(...)``)."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    return ast.parse(TransformerManager().transform_cell(source))
+
+
+@pytest.mark.parametrize("src", CHAPTER_SOURCES, ids=_ids(CHAPTER_SOURCES))
+def test_first_cell_installs_from_the_repository_only_on_colab(src):
+    cell = _first_code_cell(src)
+    url = _repository_url()
+    installs = [line.strip() for line in cell.splitlines() if "pip" in line and "install" in line]
+    assert installs == [f"%pip install -q git+{url}"], (
+        f"{src.name}: the first code cell must install exactly `git+{url}` (repository.url of "
+        f"_config.yml) with `%pip install -q`; found {installs}")
+    body = _as_python(cell).body
+    guards = [node for node in body if isinstance(node, ast.If)]
+    others = [node for node in body if not isinstance(node, (ast.If, ast.Import, ast.ImportFrom))]
+    assert len(guards) == 1 and not others, (
+        f"{src.name}: the first code cell may only import and run one `if \"google.colab\" in sys.modules:` block")
+    assert ast.unparse(guards[0].test) == "'google.colab' in sys.modules", (
+        f"{src.name}: the install must be guarded by `if \"google.colab\" in sys.modules:`")
+    assert not guards[0].orelse, f"{src.name}: the Colab cell must do nothing off Colab (no else branch)"
+
+
+def test_first_cell_rule_catches_an_unguarded_install(tmp_path):
+    """The rule above fails on a cell that installs everywhere (a test that cannot fail is a defect)."""
+    bad = ("import sys\n%pip install -q git+" + _repository_url() + "\n")
+    body = _as_python(bad).body
+    assert not any(isinstance(node, ast.If) for node in body)
+    assert any(isinstance(node, ast.Expr) for node in body)
+
+
+@pytest.mark.parametrize("src", CHAPTER_SOURCES, ids=_ids(CHAPTER_SOURCES))
+def test_chapter_ends_with_checked_exercises(src):
+    nb = jupytext.read(src)
+    solutions = [c for c in nb.cells
+                 if c.cell_type == "code" and "hide-input" in c.metadata.get("tags", [])
+                 and "assert" in c.source]
+    assert 2 <= len(solutions) <= 4, (f"{src.name}: {len(solutions)} exercise solutions; a chapter ends "
+                                      "with 2 or 3, each a `hide-input` code cell with an assert")
+
+
+def _has_python(info: pkgutil.ModuleInfo) -> bool:
+    """False for a package whose __init__.py is empty (snn_lib.conf holds only hydra's YAML files)."""
+    spec = info.module_finder.find_spec(info.name.rpartition(".")[2])
+    return bool(spec and spec.origin and Path(spec.origin).read_text().strip())
+
+
+def test_api_page_lists_every_module():
+    import snn_lib
+
+    page = (BOOK / "api.md").read_text()
+    modules = ["snn_lib"] + [m.name for m in pkgutil.walk_packages(snn_lib.__path__, "snn_lib.")
+                             if _has_python(m)]
+    missing = [m for m in modules if f".. automodule:: {m}\n" not in page]
+    assert not missing, f"book/api.md has no `.. automodule::` for {missing}"
