@@ -231,12 +231,13 @@ def _compiling() -> bool:
     return bool(compiler is not None and hasattr(compiler, "is_compiling") and compiler.is_compiling())
 
 
-def csnn_forward_fast(model: "CSNN", frames: torch.Tensor,
-                      lif_impl: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def csnn_forward_fast(model: "CSNN", frames: torch.Tensor, lif_impl: str | None = None,
+                      channels_last: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``frames [T, B, 2, H, W]`` -> ``(spk [T, B, 10], mem [T, B, 10])``, equal to the reference.
 
-    Each convolution, pooling and the linear layer run once over ``T * B`` frames; each LIF layer
-    is one call of the recurrence chosen by ``lif_impl``:
+    Each convolution, pooling and the linear layer run once over ``T * B`` frames (NHWC on CPU or
+    when the model is ``channels_last``; see :func:`conv_pool`); each LIF layer is one call of the
+    recurrence chosen by ``lif_impl``:
 
     * ``"fused"``: :func:`lif_fused` with eager kernels (no compilation; the default);
     * ``"compiled"``: :func:`lif_fused` with ``torch.compile``-made kernels (fastest on CPU once
@@ -245,6 +246,7 @@ def csnn_forward_fast(model: "CSNN", frames: torch.Tensor,
     * ``"auto"``: ``"scan"`` while being compiled, else ``"fused"``.
 
     ``None`` takes ``model.cfg.lif_impl`` when the config has that field, else ``"auto"``.
+    ``channels_last=None``: NHWC activations on CPU or for a ``channels_last`` model, else NCHW.
     """
     if lif_impl is None:
         lif_impl = getattr(model.cfg, "lif_impl", "auto")
@@ -262,13 +264,33 @@ def csnn_forward_fast(model: "CSNN", frames: torch.Tensor,
     opts = dict(beta=_f32(cfg.beta), threshold=_f32(cfg.threshold), surrogate=cfg.surrogate,
                 slope=float(cfg.surrogate_slope))
     T, B = frames.shape[:2]
+    if channels_last is None:
+        channels_last = frames.device.type == "cpu" or model.conv1.weight.is_contiguous(
+            memory_format=torch.channels_last)
     x = frames.flatten(0, 1)                                           # [T*B, 2, H, W]
-    cur1 = F.max_pool2d(model.conv1(x), 2)                             # [T*B, 12, 15, 15]
+    cur1 = conv_pool(model.conv1, x, channels_last)                    # [T*B, 12, 15, 15]
     spk1, _ = lif(cur1.unflatten(0, (T, B)), **opts)                   # [T, B, 12, 15, 15]
-    cur2 = F.max_pool2d(model.conv2(spk1.flatten(0, 1)), 2)            # [T*B, 64, 5, 5]
+    cur2 = conv_pool(model.conv2, spk1.flatten(0, 1), channels_last)   # [T*B, 64, 5, 5]
     spk2, _ = lif(cur2.unflatten(0, (T, B)), **opts)                   # [T, B, 64, 5, 5]
     cur3 = model.fc(spk2.flatten(2))                                   # [T, B, 10]
     return lif(cur3, **opts)                                           # [T, B, 10] each
 
 
-__all__ = ["LIFFused", "lif_fused", "lif_scan", "surrogate_grad", "csnn_forward_fast"]
+def conv_pool(conv: torch.nn.Conv2d, x: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+    """``max_pool2d(conv(x), 2)`` computing only the convolution outputs the pooling reads.
+
+    A 2x2 pool of an odd-sized map drops its last row and column (11 -> 5 in the CSNN's second
+    stage), so the input is first cut to the rows and columns that feed the kept outputs: the same
+    values and gradients, 17% fewer multiply-adds in that layer. ``channels_last`` lays the
+    activations out as NHWC, which oneDNN (CPU) convolves and pools faster.
+    """
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    (kh, kw), (sh, sw) = conv.kernel_size, conv.stride
+    if (sh, sw) == (1, 1) and conv.padding in ((0, 0), "valid") and conv.dilation == (1, 1):
+        out_h, out_w = x.shape[-2] - kh + 1, x.shape[-1] - kw + 1
+        x = x[..., :2 * (out_h // 2) + kh - 1, :2 * (out_w // 2) + kw - 1]
+    return F.max_pool2d(conv(x), 2)
+
+
+__all__ = ["LIFFused", "lif_fused", "lif_scan", "surrogate_grad", "conv_pool", "csnn_forward_fast"]

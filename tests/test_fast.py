@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from snn_lib.config import ModelConfig
-from snn_lib.fast import csnn_forward_fast, lif_fused, lif_scan, surrogate_grad
+from snn_lib.fast import conv_pool, csnn_forward_fast, lif_fused, lif_scan, surrogate_grad
 from snn_lib.model import CSNN
 from snn_lib.neurons import lif_sequence, spike_fn
 
@@ -93,20 +93,38 @@ def test_csnn_fast_equals_reference_float32(surrogate, slope):
         torch.testing.assert_close(g_fast[name], g_ref[name], rtol=1e-4, atol=1e-4, msg=name)
 
 
-@pytest.mark.parametrize("lif_impl", ["fused", "scan"])
-def test_csnn_lif_impls_agree(lif_impl):
+@pytest.mark.parametrize("lif_impl,channels_last", [("fused", False), ("fused", True), ("scan", False)])
+def test_csnn_lif_impls_agree(lif_impl, channels_last):
+    """Every LIF implementation and both layouts (NCHW is what a GPU gets by default)."""
     cfg = ModelConfig(beta=0.7, channels=(5, 7))
     ref, fast = make_pair(cfg, 22, torch.float64)
     frames = random_frames(5, 3, 22, torch.float64)
     w_spk, w_mem = torch.randn(5, 3, 10, dtype=torch.float64), torch.randn(5, 3, 10, dtype=torch.float64)
     s_ref, m_ref, g_ref = run(ref, frames, w_spk, w_mem)
     fast.zero_grad()
-    spk, mem = csnn_forward_fast(fast, frames, lif_impl=lif_impl)
+    spk, mem = csnn_forward_fast(fast, frames, lif_impl=lif_impl, channels_last=channels_last)
     ((spk * w_spk).sum() + (mem * w_mem).sum()).backward()
     torch.testing.assert_close(spk, s_ref, rtol=0, atol=0)
     torch.testing.assert_close(mem, m_ref, rtol=1e-5, atol=1e-5)
     for name, p in fast.named_parameters():
         torch.testing.assert_close(p.grad, g_ref[name], rtol=1e-5, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("size", [15, 16, 17, 22])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_conv_pool_equals_pool_of_conv(size, channels_last):
+    """Cutting the rows the pooling drops changes neither values nor gradients (odd and even sizes)."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 4, 5).double()
+    x = torch.randn(2, 3, size, size, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(2, 4, (size - 4) // 2, (size - 4) // 2, dtype=torch.float64)
+    out = conv_pool(conv, x, channels_last)
+    grads = torch.autograd.grad((out * w).sum(), [x, conv.weight, conv.bias])
+    ref = torch.nn.functional.max_pool2d(conv(x), 2)
+    grads_ref = torch.autograd.grad((ref * w).sum(), [x, conv.weight, conv.bias])
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    for g, g_ref in zip(grads, grads_ref):
+        torch.testing.assert_close(g, g_ref, rtol=1e-12, atol=1e-12)
 
 
 def test_csnn_refuses_unknown_lif_impl():
