@@ -323,3 +323,25 @@ def plot_surrogates(slopes: Sequence[float] = (2.0, 5.0), names: Sequence[str] =
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     return fig
+
+
+def plot_spike_images(spikes: torch.Tensor | np.ndarray, steps: Sequence[int] | None = None,
+                      title: str = "") -> Figure:
+    """Spikes ``[T, H, W]`` of an image at a few time steps (default: up to 6, evenly spread).
+
+    0/1 spikes are black on white; signed spikes (delta coding) are blue for ON (+1) and red for
+    OFF (-1). Each panel is titled with its step and its number of spikes.
+    """
+    s = _np(spikes).astype(float)
+    steps = list(steps) if steps is not None else sorted(set(np.linspace(0, len(s) - 1, min(len(s), 6)).astype(int)))
+    signed = bool((s < 0).any())
+    fig = new_figure(1.3 * len(steps), 1.8)
+    axes = fig.subplots(1, len(steps), squeeze=False)[0]
+    for ax, t in zip(axes, steps):
+        ax.imshow(s[t], cmap="bwr_r" if signed else "gray_r", vmin=-1 if signed else 0, vmax=1)
+        ax.set_title(f"t={t}: {int(np.abs(s[t]).sum())}", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig

@@ -143,10 +143,10 @@ def test_first_cell_rule_catches_an_unguarded_install(tmp_path):
 def test_chapter_ends_with_checked_exercises(src):
     nb = jupytext.read(src)
     solutions = [c for c in nb.cells
-                 if c.cell_type == "code" and "hide-input" in c.metadata.get("tags", [])
+                 if c.cell_type == "code" and "hide-cell" in c.metadata.get("tags", [])
                  and "assert" in c.source]
     assert 2 <= len(solutions) <= 4, (f"{src.name}: {len(solutions)} exercise solutions; a chapter ends "
-                                      "with 2 or 3, each a `hide-input` code cell with an assert")
+                                      "with 2 or 3, each a `hide-cell` code cell with an assert")
 
 
 def _has_python(info: pkgutil.ModuleInfo) -> bool:
