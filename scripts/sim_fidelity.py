@@ -49,7 +49,7 @@ def parse_sets(items: list[str]) -> SimConfig:
 def stats(events: list[np.ndarray]) -> dict[str, np.ndarray]:
     """Per-recording statistics: counts, per-saccade counts, ON fraction, rate curve, count map."""
     n_bins = SACCADES_MS[-1] // RATE_BIN_MS
-    out: dict[str, list] = {"events": [], "saccade": [], "on": [], "on_saccade": [], "rate": [], "map": [],
+    out: dict[str, list] = {"events": [], "saccade": [], "on": [], "on_saccade": [], "rate": [], "map": [], "map_on": [], "map_off": [], "signed": [],
                             "active": []}
     for ev in events:
         t_ms = ev["t"] / 1000.0
@@ -60,10 +60,15 @@ def stats(events: list[np.ndarray]) -> dict[str, np.ndarray]:
         on_count = np.bincount(which, weights=ev["p"], minlength=3)[:3]
         out["on_saccade"].append(on_count / np.maximum(out["saccade"][-1], 1))
         out["rate"].append(np.histogram(t_ms, bins=n_bins, range=(0, SACCADES_MS[-1]))[0])
-        m = np.zeros((34, 34))
-        np.add.at(m, (ev["y"].astype(int), ev["x"].astype(int)), 1)
-        out["map"].append(m)
-        out["active"].append((m > 0).sum())
+        m = np.zeros((2, 34, 34))
+        np.add.at(m, (ev["p"].astype(int), ev["y"].astype(int), ev["x"].astype(int)), 1)
+        out["map"].append(m.sum(0))
+        out["map_on"].append(m[1])
+        out["map_off"].append(m[0])
+        out["active"].append((m.sum(0) > 0).sum())
+        signed = np.zeros((3, 34, 34))                 # ON minus OFF events, per saccade
+        np.add.at(signed, (which, ev["y"].astype(int), ev["x"].astype(int)), 2.0 * ev["p"] - 1)
+        out["signed"].append(signed)
     return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
 
 
@@ -104,6 +109,11 @@ def compare(real_dir: Path, limit: int, sim: SimConfig, seed: int = 0) -> tuple[
     table.append(("corr. of per-pixel count maps, same digit (mean / median)", "",
                   f"{np.mean(maps):.3f} / {np.median(maps):.3f}"))
     table.append(("  same, against another digit (baseline)", "", f"{np.mean(shuffled):.3f}"))
+    for name in ("on", "off"):
+        c = [corr(a, b) for a, b in zip(real[f"map_{name}"], s[f"map_{name}"])]
+        table.append((f"corr. of {name.upper()} count maps, same digit (mean)", "", f"{np.mean(c):.3f}"))
+    c = [np.mean([corr(a[i], b[i]) for i in range(3)]) for a, b in zip(real["signed"], s["signed"])]
+    table.append(("corr. of ON minus OFF maps per saccade, same digit (mean)", "", f"{np.mean(c):.3f}"))
     extras = {"n": len(pairs), "rate_real": real["rate"].mean(0), "rate_sim": s["rate"].mean(0),
               "sim_seconds": sim_seconds, "map_corr": np.mean(maps)}
     return table, extras

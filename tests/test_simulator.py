@@ -15,10 +15,10 @@ from snn_lib.config import DataConfig
 from snn_lib.data import list_recordings, read_events, write_events
 from snn_lib.data.nmnist import EVENT_DTYPE
 from snn_lib.data.nmnist_sim import ensure_sim_dataset, make_sim_dataset, split_by_image
-from snn_lib.data.simulator import SimConfig, record, record_batch, saccade_offset
+from snn_lib.data.simulator import SimConfig, record, record_batch, saccade_offset, travelled
 from snn_lib.errors import ConfigError, DataError
 
-QUIET = SimConfig(noise_hz=0.0, threshold_sigma=0.0)      # no randomness from noise or mismatch
+QUIET = SimConfig(noise_hz=0.0, threshold_sigma=0.0, saccade_jitter_ms=0.0)    # nothing random
 
 
 def square(size: int = 28, lo: int = 9, hi: int = 19) -> np.ndarray:
@@ -66,10 +66,29 @@ def test_same_seed_same_events_and_batch_does_not_matter():
 
 def test_saccade_path_golden_values():
     cfg = SimConfig(path_px=((0.0, 0.0), (4.0, 2.0), (2.0, 6.0)), saccade_start_ms=(0.0, 100.0, 200.0),
-                    saccade_ms=(80.0, 80.0, 80.0))
+                    saccade_ms=(80.0, 80.0, 80.0), saccade_peak=(0.5, 0.5, 0.5))
     pos = saccade_offset(np.array([0.0, 40.0, 80.0, 90.0, 140.0, 180.0, 240.0, 300.0]), cfg)
     expected = [[0, 0], [2, 1], [4, 2], [4, 2], [3, 4], [2, 6], [1, 3], [0, 0]]
     np.testing.assert_allclose(pos, expected, atol=1e-9)
+
+
+@pytest.mark.parametrize("peak", [0.25, 0.5, 0.65])
+def test_saccade_speed_peaks_where_asked(peak):
+    tau = np.linspace(0, 1, 2001)
+    done = travelled(tau, peak)
+    assert done[0] == 0 and abs(done[-1] - 1) < 1e-12 and np.all(np.diff(done) >= 0)
+    speed = np.gradient(done, tau)
+    assert abs(tau[speed.argmax()] - peak) < 0.01 and abs(speed.max() - 2.0) < 0.01   # sin^2: peak = 2x mean
+
+
+def test_saccade_jitter_moves_each_saccade_of_a_recording():
+    cfg = dataclasses.replace(QUIET, saccade_jitter_ms=5.0)
+    medians = []
+    for seed in range(8):
+        t = record(square(), cfg, np.random.default_rng(seed))["t"] / 1000
+        medians.append([np.median(t[(t >= a) & (t < b)]) for a, b in ((0, 100), (100, 210), (210, 320))])
+    spread = np.std(medians, axis=0)
+    assert np.all(spread > 1.5) and np.all(spread < 10)
 
 
 def test_events_only_while_the_image_moves():
@@ -85,20 +104,25 @@ def test_events_only_while_the_image_moves():
     assert moving.all()
 
 
-def test_polarity_leading_edge_on_trailing_edge_off():
-    # one saccade to the right: the white square's right edge brightens pixels (ON), its left edge darkens them
-    cfg = dataclasses.replace(QUIET, path_px=((0.0, 3.0), (6.0, 3.0)), saccade_start_ms=(0.0, 500.0),
-                              saccade_ms=(100.0, 100.0), duration_ms=150.0)
+RIGHTWARD = dict(path_px=((0.0, 3.0), (6.0, 3.0)), saccade_start_ms=(0.0, 500.0), saccade_ms=(100.0, 100.0),
+                 saccade_peak=(0.5, 0.5), duration_ms=150.0)     # one saccade, 6 pixels to the right
+
+
+@pytest.mark.parametrize("inverted", [False, True])
+def test_polarity_leading_edge_on_trailing_edge_off(inverted):
+    # a white square moving right brightens pixels at its right edge (ON) and darkens them at its
+    # left edge (OFF); shown inverted (a dark square on a bright screen) it is the other way round
+    cfg = dataclasses.replace(QUIET, inverted=inverted, **RIGHTWARD)
     ev = record(square(), cfg, np.random.default_rng(0))
     on, off = ev[ev["p"] == 1], ev[ev["p"] == 0]
     assert len(on) > 20 and len(off) > 20
-    assert on["x"].min() > off["x"].max() - 1          # ON events right of every OFF event
+    right, left = (off, on) if inverted else (on, off)
+    assert right["x"].min() > left["x"].max() - 1
     assert abs(len(on) - len(off)) <= 0.1 * len(ev)      # the same edge contrast either way
 
 
 def test_large_change_gives_several_events_refractory_apart():
-    cfg = dataclasses.replace(QUIET, path_px=((0.0, 3.0), (6.0, 3.0)), saccade_start_ms=(0.0, 500.0),
-                              saccade_ms=(100.0, 100.0), duration_ms=150.0)
+    cfg = dataclasses.replace(QUIET, inverted=False, **RIGHTWARD)
     ev = record(square(), cfg, np.random.default_rng(0))
     contrast = np.log(1 / cfg.background)              # black to white, log units
     x, y = 9 + 10 + 3, 14 + 3                           # a pixel the square's right edge sweeps over
@@ -108,7 +132,8 @@ def test_large_change_gives_several_events_refractory_apart():
 
 
 def test_uniform_image_gives_only_noise():
-    assert len(record(np.zeros((28, 28)), QUIET, np.random.default_rng(0))) == 0    # black on black
+    blank = dataclasses.replace(QUIET, inverted=False)
+    assert len(record(np.zeros((28, 28)), blank, np.random.default_rng(0))) == 0    # black on black
     cfg = SimConfig(noise_hz=10.0, threshold_sigma=0.0)
     n = len(record(np.zeros((28, 28)), cfg, np.random.default_rng(0)))
     expected = 10.0 * 34 * 34 * cfg.duration_ms / 1000

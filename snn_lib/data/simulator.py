@@ -9,6 +9,9 @@ Gaussian optics blur of ``blur_px`` pixels, sampled bilinearly at the sub-pixel 
 ``s(t) = (s_x, s_y)`` of the image's top-left corner on the sensor)::
 
     I(u, v, t) = b + (1 - b) * g(u - s_x(t), v - s_y(t))        b = background (monitor black / white)
+
+(``g`` is replaced by ``1 - g``, the screen around the image included, with ``inverted``: the
+polarities of real N-MNIST match dark strokes on a bright screen.)
     L(t)       = ln I(u, v, t)                                     log intensity (log units)
     tau dL_f/dt = L - L_f                                          photoreceptor low pass, tau = lowpass_ms
 
@@ -23,8 +26,9 @@ Event times are interpolated inside each simulation step of ``dt_us`` microsecon
 noise adds Poisson events at ``noise_hz`` per pixel with random polarity.
 
 Saccade ``i`` moves the image from vertex ``path_px[i]`` to ``path_px[(i + 1) % 3]`` between
-``saccade_start_ms[i]`` and ``saccade_start_ms[i] + saccade_ms[i]`` with a raised-cosine velocity
-(smooth start and stop, as a pan-tilt unit). The defaults were matched to 1,000 real N-MNIST
+``saccade_start_ms[i]`` and ``saccade_start_ms[i] + saccade_ms[i]``; its speed rises and falls
+smoothly (``sin^2``, as a pan-tilt unit) and peaks at fraction ``saccade_peak[i]`` of the saccade.
+Each recording's saccades start ``N(0, saccade_jitter_ms)`` early or late, as in real recordings. The defaults were matched to 1,000 real N-MNIST
 recordings (``scripts/sim_fidelity.py``, ``benchmarks/results/sim_vs_real.md``).
 
 ::
@@ -50,18 +54,21 @@ SIM_VERSION = 1          # bump when a change of this module changes the recordi
 @dataclass(frozen=True)
 class SimConfig:
     """Camera and saccade settings. Thresholds in log-intensity units, times in ms or us."""
-    threshold_on: float = 0.37          # contrast threshold of ON events (log units)
-    threshold_off: float = 0.37         # contrast threshold of OFF events (log units)
+    threshold_on: float = 0.32          # contrast threshold of ON events (log units)
+    threshold_off: float = 0.33         # contrast threshold of OFF events (log units)
     threshold_sigma: float = 0.05       # per-pixel mismatch, relative std of the thresholds
     refractory_us: int = 1700           # no two events of one pixel closer than this
-    noise_hz: float = 0.3               # background events per pixel per second
+    noise_hz: float = 0.5               # background events per pixel per second
     background: float = 0.1             # monitor black level as a fraction of white (> 0)
     blur_px: float = 0.0                # optics blur, Gaussian std in sensor pixels
     lowpass_ms: float = 2.0             # photoreceptor time constant
     image_px: int = 28                  # sensor pixels covered by the image (longer side)
+    inverted: bool = True               # dark strokes on a bright screen (real N-MNIST's polarities)
     path_px: tuple[tuple[float, float], ...] = ((0.6, 1.2), (2.0, 6.5), (5.6, 1.3))  # (x, y) vertices
-    saccade_start_ms: tuple[float, ...] = (2.0, 108.0, 224.0)
-    saccade_ms: tuple[float, ...] = (80.0, 77.0, 76.0)   # duration of each saccade
+    saccade_start_ms: tuple[float, ...] = (0.0, 110.0, 224.0)
+    saccade_ms: tuple[float, ...] = (84.0, 76.0, 80.0)   # duration of each saccade
+    saccade_peak: tuple[float, ...] = (0.65, 0.5, 0.25)   # when each saccade is fastest (fraction)
+    saccade_jitter_ms: float = 3.0      # per recording, each saccade starts N(0, jitter) ms late/early
     duration_ms: float = 310.0          # length of a recording
     dt_us: int = 1000                   # simulation step
 
@@ -83,6 +90,9 @@ class SimConfig:
         _check(len(self.saccade_start_ms) == n and len(self.saccade_ms) == n, "saccade_start_ms/saccade_ms",
                (self.saccade_start_ms, self.saccade_ms), f"one start and one duration per vertex ({n})")
         _check(all(d > 0 for d in self.saccade_ms), "saccade_ms", self.saccade_ms, "positive durations")
+        _check(len(self.saccade_peak) == n and all(0 < p < 1 for p in self.saccade_peak), "saccade_peak",
+               self.saccade_peak, f"{n} fractions in (0, 1), e.g. 0.5 for a symmetric speed profile")
+        _check(self.saccade_jitter_ms >= 0, "saccade_jitter_ms", self.saccade_jitter_ms, "0 or a time in ms")
         _check(0 < self.duration_ms * 1000 < 2**23, "duration_ms", self.duration_ms,
                "a positive length below 8388 ms (the 23-bit N-MNIST timestamp)")
         _check(self.dt_us >= 1, "dt_us", self.dt_us, "a step of at least 1 microsecond")
@@ -108,12 +118,25 @@ def saccade_offset(t_ms: np.ndarray, cfg: SimConfig) -> np.ndarray:
     t_ms = np.asarray(t_ms, dtype=np.float64)
     path = np.asarray(cfg.path_px, dtype=np.float64)             # [V, 2]
     pos = np.repeat(path[:1], len(t_ms), axis=0)                 # [K, 2]
-    for i, (start, length) in enumerate(zip(cfg.saccade_start_ms, cfg.saccade_ms)):
+    for i, (start, length, peak) in enumerate(zip(cfg.saccade_start_ms, cfg.saccade_ms, cfg.saccade_peak)):
         a, b = path[i], path[(i + 1) % len(path)]
-        tau = np.clip((t_ms - start) / length, 0.0, 1.0)[:, None]
+        tau = np.clip((t_ms - start) / length, 0.0, 1.0)
         moving = t_ms >= start
-        pos[moving] = (a + (b - a) * 0.5 * (1 - np.cos(np.pi * tau)))[moving]
+        pos[moving] = (a + (b - a) * travelled(tau, peak)[:, None])[moving]
     return pos
+
+
+def travelled(tau: np.ndarray, peak: float) -> np.ndarray:
+    """Fraction of a saccade's path covered at time fraction ``tau`` in [0, 1].
+
+    The speed rises as ``sin^2`` to its maximum at ``tau = peak`` and falls as ``sin^2`` to 0 at
+    ``tau = 1``; this is its integral, normalised to end at 1 (``peak = 0.5``: symmetric).
+    """
+    rise = tau < peak
+    before = tau - peak / np.pi * np.sin(np.pi * tau / peak)
+    u = tau - peak
+    after = peak + u + (1 - peak) / np.pi * np.sin(np.pi * u / (1 - peak))
+    return np.where(rise, before, after)
 
 
 def prepare_images(images: np.ndarray, cfg: SimConfig) -> np.ndarray:
@@ -149,6 +172,8 @@ class _Sampler:
         n, s, _ = g.shape
         canvas = np.zeros((n, s + 2 * pad + height, s + 2 * pad + width), np.float32)  # generous margins
         canvas[:, pad:pad + s, pad:pad + s] = g
+        if cfg.inverted:
+            canvas = 1 - canvas
         if cfg.blur_px > 0:
             canvas = ndimage.gaussian_filter(canvas, (0, cfg.blur_px, cfg.blur_px), mode="constant")
         self.intensity = cfg.background + (1 - cfg.background) * canvas   # [N, Hc, Wc]
@@ -235,16 +260,20 @@ def record_batch(images: np.ndarray, cfg: SimConfig,
 
     out = []
     duration_us = cfg.duration_ms * 1000
+    starts_us = np.asarray(cfg.saccade_start_ms) * 1000
     for i, rng in enumerate(rngs):
         mine = slice(bounds[i], bounds[i + 1])
         xs, ys, tss, ps = x[mine], y[mine], ts[mine], p[mine]
+        if cfg.saccade_jitter_ms > 0:       # the image is still between saccades: shifting a saccade's
+            shift = rng.normal(0.0, cfg.saccade_jitter_ms * 1000, len(cfg.saccade_ms))   # events moves it
+            tss = tss + shift[np.searchsorted(starts_us[1:], tss, side="right")]
         n_noise = rng.poisson(cfg.noise_hz * width * height * cfg.duration_ms / 1000)
         if n_noise:
             xs = np.concatenate([xs, rng.integers(0, width, n_noise)])
             ys = np.concatenate([ys, rng.integers(0, height, n_noise)])
             tss = np.concatenate([tss, rng.uniform(0, duration_us, n_noise)])
             ps = np.concatenate([ps, rng.integers(0, 2, n_noise)])
-        t_int = np.minimum(np.round(tss), duration_us - 1).astype(np.int64)
+        t_int = np.clip(np.round(tss), 0, duration_us - 1).astype(np.int64)
         ev = make_events(xs, ys, t_int, ps.astype(np.int64))
         out.append(np.sort(ev, order=["t", "x", "y", "p"]))   # the order write_events keeps on disk
     return out
