@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import functools
 import math
+import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -56,8 +57,10 @@ LIF_IMPLS = ("fused", "compiled", "scan")
 
 
 def _f32(x: float) -> float:
-    """``x`` rounded to float32, as snnTorch stores ``beta`` and ``threshold`` (float32 buffers)."""
-    return float(torch.tensor(x, dtype=torch.float32))
+    """``x`` rounded to float32, as snnTorch stores ``beta`` and ``threshold`` (float32 buffers).
+
+    With ``struct``, not a tensor: no device sync, and ``torch.compile`` traces it without a break."""
+    return struct.unpack("f", struct.pack("f", x))[0]
 
 
 def surrogate_grad(x: torch.Tensor, surrogate: str, slope: float) -> torch.Tensor:

@@ -1,0 +1,337 @@
+"""Training speed of the CSNN: the snnTorch per-step loop against the fast path, in one run.
+
+Both implementations train the same model (same initial parameters, same batches, Adam, the
+cross-entropy-on-spike-counts loss of ``train.loss=ce_count``) on synthetic N-MNIST-shaped data
+held in memory by :class:`snn_lib.data.loader.FrameLoader`: sparse uint8 event counts
+``[N, T, 2, 34, 34]``, so no dataset is needed. For every T and batch size it prints training
+samples per second, peak memory, the fraction of step time spent in the loader, and the ratio
+fast / reference. Steps of the implementations are interleaved in rounds. Throughput is computed
+from the fastest step of each (the cost of the work itself: on a shared machine other processes
+stretch single steps, the per-step loop with its many small parallel ops far more than the fast
+path, so medians there flatter the fast path); the median step is printed too.
+
+    python benchmarks/train_speed.py --quick              # < 2 min on two CPU cores
+    python benchmarks/train_speed.py                      # T in {10, 25, 50}, batch 16..128
+    python benchmarks/train_speed.py --options            # fast-path options one by one
+    python benchmarks/train_speed.py --save benchmarks/results/cpu-2core.md
+
+The last line printed is a JSON object: ``reference_samples_per_s``, ``fast_samples_per_s``,
+``ratio`` (for the headline setting, T=25 and batch 32, the defaults of ``snn-train``), the
+hardware, and every row of the table.
+
+Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` during one step; on CPU the growth of the
+process's resident memory during one step (sampled every 2 ms, large blocks returned to the
+system at once), an estimate good to a few MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from snn_lib.config import ModelConfig
+from snn_lib.data.loader import FrameLoader
+from snn_lib.fast import csnn_forward_fast
+from snn_lib.model import CSNN
+
+HEADLINE = (25, 32)                      # (T, batch): the defaults of snn-train
+
+
+# ----------------------------------------------------------------------------- hardware, memory
+
+def hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = platform.processor() or "cpu"
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
+    return f"{name}, {os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads"
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+def _return_large_blocks_to_os() -> None:
+    """glibc: serve blocks >= 1 MiB by mmap, so freed tensors leave the resident set at once."""
+    with contextlib.suppress(AttributeError):
+        _libc().mallopt(-3, 1 << 20)                       # M_MMAP_THRESHOLD
+
+
+def _trim_heap() -> None:
+    """glibc: give the free parts of the heap back, so the baseline holds only live memory."""
+    with contextlib.suppress(AttributeError):
+        _libc().malloc_trim(0)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_memory_mb(fn: Callable[[], None], device: torch.device) -> float:
+    """Extra memory (MB) that one call of ``fn`` needs at its peak."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - before) / 2**20
+    _trim_heap()
+    base, peak, done = _rss_bytes(), [0], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_bytes())
+            time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        fn()
+    finally:
+        done.set()
+        sampler.join()
+    return (max(peak[0], _rss_bytes()) - base) / 2**20
+
+
+# ----------------------------------------------------------------------------- data, model, step
+
+def synthetic_frames(n: int, T: int, seed: int = 0, rate: float = 0.07) -> tuple[torch.Tensor, torch.Tensor]:
+    """``frames [N, T, 2, 34, 34]`` uint8 (sparse counts 1-3 on ~7% of pixels, N-MNIST-like), ``labels [N]``."""
+    g = torch.Generator().manual_seed(seed)
+    shape = (n, T, 2, 34, 34)
+    counts = torch.randint(1, 4, shape, generator=g, dtype=torch.uint8)
+    counts *= (torch.rand(shape, generator=g) < rate).to(torch.uint8)
+    return counts, torch.randint(0, 10, (n,), generator=g)
+
+
+@dataclasses.dataclass
+class Variant:
+    """One way of training: implementation, LIF kernels and the GPU options (applied here)."""
+    name: str
+    impl: str = "fast"                   # "reference" or "fast"
+    lif_impl: str = "fused"              # for the fast path: fused, compiled, scan
+    amp: str = "off"                     # "off" or "bf16"
+    channels_last: bool = False
+    compile: str = ""                    # "" or a torch.compile mode: "default", "reduce-overhead" (CUDA graphs)
+
+
+class Trainer:
+    """A model, its optimizer and one training step, for one :class:`Variant`."""
+
+    def __init__(self, variant: Variant, state: dict, device: torch.device, lr: float):
+        self.variant = variant
+        self.device = device
+        model = CSNN(ModelConfig(impl=variant.impl)).to(device)
+        model.load_state_dict(state)
+        if variant.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.model = model
+        forward: Callable = model.forward_reference if variant.impl == "reference" else \
+            (lambda frames: csnn_forward_fast(model, frames, lif_impl=variant.lif_impl))
+        if variant.compile:
+            forward = torch.compile(forward, mode=variant.compile)
+        self.forward = forward
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+
+    def step(self, frames: torch.Tensor, labels: torch.Tensor) -> float:
+        """One optimizer step on ``frames [T, B, 2, H, W]``; returns the loss (synchronised)."""
+        autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.variant.amp == "bf16"
+                    else contextlib.nullcontext())
+        with autocast:
+            spk, _ = self.forward(frames)                          # [T, B, 10]
+            loss = F.cross_entropy(spk.float().sum(0), labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()                                         # waits for the device
+
+
+def timed_batches(loader: FrameLoader, data_seconds: list[float]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of ``loader`` forever (epoch after epoch), the time spent fetching each recorded."""
+    epoch = 0
+    while True:
+        loader.set_epoch(epoch)
+        it = iter(loader)
+        while True:
+            start = time.perf_counter()
+            batch = next(it, None)
+            if batch is not None and loader.frames.device.type == "cuda":
+                torch.cuda.synchronize()
+            data_seconds.append(time.perf_counter() - start)
+            if batch is None:
+                data_seconds.pop()
+                break
+            yield batch
+        epoch += 1
+
+
+@dataclasses.dataclass
+class Measured:
+    samples_per_s: float                 # batch / fastest step
+    step_ms: float                       # fastest step
+    median_ms: float
+    data_fraction: float
+    peak_mb: float
+    losses: list[float]
+    params: dict[str, torch.Tensor]      # after training: same batches, same steps for every variant
+
+
+def measure(variants: list[Variant], T: int, batch: int, device: torch.device, steps: int, rounds: int,
+            lr: float, seed: int = 0) -> dict[str, Measured]:
+    """Train every variant from the same initial parameters on the same batches, interleaved."""
+    frames, labels = synthetic_frames(batch * max(steps, 2), T, seed)
+    torch.manual_seed(seed)
+    state = CSNN(ModelConfig()).state_dict()
+    trainers, streams, data_s, step_s, losses = {}, {}, {}, {}, {}
+    for v in variants:
+        trainers[v.name] = Trainer(v, state, device, lr)
+        loader = FrameLoader(frames, labels, batch, shuffle=True, seed=seed, device=device)
+        data_s[v.name], step_s[v.name], losses[v.name] = [], [], []
+        streams[v.name] = timed_batches(loader, data_s[v.name])
+        trainers[v.name].step(*next(streams[v.name]))               # warm-up (and compilation)
+        data_s[v.name].clear()
+    for _ in range(rounds):
+        for v in variants:
+            for _ in range(steps):
+                start = time.perf_counter()
+                batch_ = next(streams[v.name])
+                losses[v.name].append(trainers[v.name].step(*batch_))
+                step_s[v.name].append(time.perf_counter() - start)
+    out = {}
+    for v in variants:
+        trainer, stream = trainers[v.name], streams[v.name]
+        peak = peak_memory_mb(lambda: trainer.step(*next(stream)), device)
+        best, median = min(step_s[v.name]), statistics.median(step_s[v.name])
+        out[v.name] = Measured(samples_per_s=batch / best, step_ms=1e3 * best, median_ms=1e3 * median,
+                               data_fraction=sum(data_s[v.name][:len(step_s[v.name])]) / sum(step_s[v.name]),
+                               peak_mb=peak, losses=losses[v.name],
+                               params={k: p.detach().float().cpu() for k, p in trainer.model.named_parameters()})
+    return out
+
+
+# ----------------------------------------------------------------------------- tables
+
+def row_text(T: int, batch: int, name: str, m: Measured, ref: Measured | None) -> str:
+    ratio = f"{m.samples_per_s / ref.samples_per_s:6.2f}x" if ref else "      -"
+    return (f"| {T:3d} | {batch:5d} | {name:30s} | {m.samples_per_s:9.1f} | {m.step_ms:8.1f} | {m.median_ms:9.1f} | "
+            f"{m.peak_mb:7.0f} | {100 * m.data_fraction:6.2f}% | {ratio} |")
+
+
+HEADER = ("|   T | batch | implementation                 | samples/s | best ms | median ms | peak MB |  data % |   ratio |\n"
+          "|----:|------:|:-------------------------------|----------:|--------:|----------:|--------:|--------:|--------:|")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="T in {10, 25}, batch 32: under two minutes on 2 CPU cores")
+    p.add_argument("--options", action="store_true",
+                   help="fast-path options one by one (compiled LIF, bf16, channels_last, torch.compile, "
+                        "CUDA graphs on GPU) at T=25 and the largest batch")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--T", type=int, nargs="+", help="time steps (default 10 25 50; quick: 10 25)")
+    p.add_argument("--batch", type=int, nargs="+", help="batch sizes (default CPU 16 32 64 128, GPU 32 128 512 2048)")
+    p.add_argument("--steps", type=int, help="steps per round and variant (default 2, quick 1)")
+    p.add_argument("--rounds", type=int, help="interleaved rounds (default 3, quick 3)")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--fast-lif", default="fused", choices=["fused", "compiled"],
+                   help="LIF kernels of the 'fast' column (compiled: torch.compile-made, compiles first)")
+    p.add_argument("--save", help="also write the table (markdown, hardware and command named) to this file")
+    args = p.parse_args(argv)
+
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    _return_large_blocks_to_os()
+    gpu = device.type == "cuda"
+    Ts = args.T or ([10, 25] if args.quick else [10, 25, 50])
+    batches = args.batch or ([32] if args.quick else ([32, 128, 512, 2048] if gpu else [16, 32, 64, 128]))
+    steps = args.steps or (1 if args.quick else 2)
+    rounds = args.rounds or 3
+    fast = Variant(f"fast ({args.fast_lif} LIF)", lif_impl=args.fast_lif)
+    reference = Variant("reference (snnTorch per step)", impl="reference")
+
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    lines = [f"hardware: {hardware(device)}", f"load average at start (1, 5, 15 min): {load}", f"torch {torch.__version__}, python {platform.python_version()}, "
+             f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+             f"command: python {' '.join([sys.argv[0]] + (argv if argv is not None else sys.argv[1:]))}", "", HEADER]
+    for line in lines:
+        print(line, flush=True)
+    rows = []
+
+    def report(T: int, batch: int, results: dict[str, Measured], ref_name: str) -> None:
+        ref = results.get(ref_name)
+        for name, m in results.items():
+            line = row_text(T, batch, name, m, ref if name != ref_name else None)
+            lines.append(line)
+            print(line, flush=True)
+            rows.append({"T": T, "batch": batch, "implementation": name, "samples_per_s": round(m.samples_per_s, 2),
+                         "step_ms": round(m.step_ms, 2), "median_step_ms": round(m.median_ms, 2), "peak_mb": round(m.peak_mb, 1),
+                         "data_fraction": round(m.data_fraction, 5),
+                         "ratio": round(m.samples_per_s / ref.samples_per_s, 3) if name != ref_name else None})
+        if ref is not None:     # same math: every variant trained on the same batches, same steps
+            for name, m in results.items():
+                if name == ref_name:
+                    continue
+                loss = max(abs(a - b) for a, b in zip(ref.losses, m.losses))
+                param = max((m.params[k] - ref.params[k]).abs().max().item() for k in ref.params)
+                note = (f"|     |       | {name}: after {len(ref.losses) + 2} Adam steps, max parameter difference "
+                        f"to the reference {param:.1e}, max loss difference {loss:.1e}")
+                lines.append(note)
+                print(note, flush=True)
+
+    if not args.options:
+        for T in Ts:
+            for batch in batches:
+                report(T, batch, measure([reference, fast], T, batch, device, steps, rounds, args.lr), reference.name)
+    else:
+        batch = max(batches)
+        variants = [fast, Variant("fast, compiled LIF kernels", lif_impl="compiled"),
+                    Variant("fast, bf16 autocast", amp="bf16"), Variant("fast, channels_last", channels_last=True),
+                    Variant("fast, torch.compile (model)", lif_impl="scan", compile="default")]
+        if gpu:
+            variants += [Variant("fast, compile + CUDA graphs", lif_impl="scan", compile="reduce-overhead"),
+                         Variant("fast, all: bf16+cl+compile", lif_impl="scan", amp="bf16", channels_last=True,
+                                 compile="default")]
+        for T in (args.T or [25]):
+            report(T, batch, measure([reference] + variants, T, batch, device, steps, rounds, args.lr), reference.name)
+
+    headline = [r for r in rows if (r["T"], r["batch"]) == HEADLINE] or rows
+    ref_row = next(r for r in headline if r["implementation"] == reference.name)
+    fast_row = next(r for r in headline if r["implementation"] == fast.name)
+    lines += ["", "load average at end (1, 5, 15 min): " + " ".join(f"{x:.2f}" for x in os.getloadavg())]
+    if not gpu:
+        lines += ["GPU figures: unmeasured on this machine (no GPU)."]
+    print("\n".join(lines[-3:]))
+    if args.save:
+        os.makedirs(os.path.dirname(args.save) or ".", exist_ok=True)
+        with open(args.save, "w") as f:
+            f.write("\n".join(lines) + "\n")
+    print(json.dumps({"reference_samples_per_s": ref_row["samples_per_s"], "fast_samples_per_s": fast_row["samples_per_s"],
+                      "ratio": round(fast_row["samples_per_s"] / ref_row["samples_per_s"], 3),
+                      "T": ref_row["T"], "batch": ref_row["batch"], "device": str(device),
+                      "hardware": hardware(device), "torch": torch.__version__, "rows": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
