@@ -50,8 +50,8 @@ def parse_sets(items: list[str]) -> SimConfig:
 def stats(events: list[np.ndarray]) -> dict[str, np.ndarray]:
     """Per-recording statistics: counts, per-saccade counts, ON fraction, rate curve, count map."""
     n_bins = SACCADES_MS[-1] // RATE_BIN_MS
-    out: dict[str, list] = {"events": [], "saccade": [], "on": [], "on_saccade": [], "rate": [], "map": [], "map_on": [], "map_off": [], "signed": [],
-                            "active": []}
+    keys = ("events", "saccade", "on", "on_saccade", "rate", "map", "map_on", "map_off", "signed", "active")
+    out: dict[str, list] = {key: [] for key in keys}
     for ev in events:
         t_ms = ev["t"] / 1000.0
         out["events"].append(len(ev))

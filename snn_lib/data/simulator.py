@@ -9,13 +9,13 @@ Gaussian optics blur of ``blur_px`` pixels, sampled bilinearly at the sub-pixel 
 ``s(t) = (s_x, s_y)`` of the image's top-left corner on the sensor)::
 
     I(u, v, t) = b + (1 - b) * g(u - s_x(t), v - s_y(t))        b = background (monitor black / white)
-
-(``g`` is replaced by ``1 - g``, the screen around the image included, with ``inverted``: the
-polarities of real N-MNIST match dark strokes on a bright screen.)
     L(t)       = ln I(u, v, t)                                     log intensity (log units)
     tau dL_f/dt = L - L_f                                          photoreceptor low pass, tau = lowpass_ms
 
-Each pixel keeps the filtered log intensity ``L_ref`` at its last event. Whenever
+With ``inverted`` (the default) ``g`` is replaced by ``1 - g``, the screen around the image
+included: the polarities of real N-MNIST are those of dark strokes on a bright screen.
+
+Each pixel keeps the filtered log intensity ``L_ref`` at its last event. Whenever::
 
     L_f - L_ref >= theta_on   it emits an ON event  (p = 1) and L_ref += theta_on
     L_ref - L_f >= theta_off  it emits an OFF event (p = 0) and L_ref -= theta_off
@@ -25,11 +25,12 @@ so a large change gives several events, no closer than ``refractory_us`` apart. 
 Event times are interpolated inside each simulation step of ``dt_us`` microseconds; background
 noise adds Poisson events at ``noise_hz`` per pixel with random polarity.
 
-Saccade ``i`` moves the image from vertex ``path_px[i]`` to ``path_px[(i + 1) % 3]`` between
-``saccade_start_ms[i]`` and ``saccade_start_ms[i] + saccade_ms[i]``; its speed rises and falls
-smoothly (``sin^2``, as a pan-tilt unit) and peaks at fraction ``saccade_peak[i]`` of the saccade.
-Each recording's saccades start ``N(0, saccade_jitter_ms)`` early or late, as in real recordings. The defaults were matched to 1,000 real N-MNIST
-recordings (``scripts/sim_fidelity.py``, ``benchmarks/results/sim_vs_real.md``).
+Saccade ``i`` moves the image from vertex ``path_px[i]`` to the next (the last back to the first:
+a triangle for three vertices) between ``saccade_start_ms[i]`` and ``saccade_start_ms[i] +
+saccade_ms[i]``; its speed rises and falls smoothly (``sin^2``, as a pan-tilt unit) and peaks at
+fraction ``saccade_peak[i]`` of the saccade. Each recording's saccades start
+``N(0, saccade_jitter_ms)`` early or late, as in real recordings. The defaults were matched to 1,000 real N-MNIST recordings (``scripts/sim_fidelity.py``,
+``benchmarks/results/sim_vs_real.md``).
 
 ::
 
@@ -40,7 +41,7 @@ recordings (``scripts/sim_fidelity.py``, ``benchmarks/results/sim_vs_real.md``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 import numpy as np
 from scipy import ndimage
@@ -145,9 +146,13 @@ def prepare_images(images: np.ndarray, cfg: SimConfig) -> np.ndarray:
     if images.ndim != 3 or images.shape[1] == 0 or images.shape[2] == 0:
         raise ValueError(f"images of shape {images.shape}: expected [N, H, W] grey-level images "
                          "(one 2-D array per image, non-empty)")
+    if images.dtype == bool:
+        images = images.astype(np.float32)
     if not np.issubdtype(images.dtype, np.number) or not np.isfinite(images).all():
         raise ValueError("images hold non-numeric or non-finite values: expected grey levels 0-255 or 0-1")
     g = images.astype(np.float32)
+    if len(g) == 0:
+        return np.zeros((0, cfg.image_px, cfg.image_px), np.float32)
     if images.dtype == np.uint8 or g.max() > 1.0:
         g = g / 255.0
     if g.min() < 0 or g.max() > 1:
