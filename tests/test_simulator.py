@@ -14,7 +14,7 @@ import tonic
 from snn_lib.config import DataConfig
 from snn_lib.data import list_recordings, read_events, write_events
 from snn_lib.data.nmnist import EVENT_DTYPE
-from snn_lib.data.nmnist_sim import ensure_sim_dataset, make_sim_dataset, split_by_image
+from snn_lib.data.nmnist_sim import ensure_sim_dataset, images_from_folder, make_sim_dataset, split_by_image
 from snn_lib.data.simulator import SimConfig, record, record_batch, saccade_offset, travelled
 from snn_lib.errors import ConfigError, DataError
 
@@ -188,6 +188,20 @@ def test_dataset_layout_split_by_image_and_recordings(tmp_path):
     a, b = (read_events(root / "Train" / "0" / f"00000_{k}.bin") for k in (0, 1))
     assert not (len(a) == len(b) and np.array_equal(a, b))
     assert all(len(read_events(r.path)) > 0 for r in train + test)
+
+
+def test_images_from_a_folder(tmp_path):
+    from PIL import Image
+    for label in (3, 7):
+        (tmp_path / str(label)).mkdir()
+        Image.fromarray(square(56, 18, 38)).save(tmp_path / str(label) / "a.png")   # 56 x 56: scaled to 28
+    np.save(tmp_path / "7" / "b.npy", square() / 255.0)
+    images, labels = images_from_folder(tmp_path)
+    assert images.shape == (3, 28, 28) and labels.tolist() == [3, 7, 7]
+    np.testing.assert_allclose(images[2], square() / 255.0)
+    assert abs(images[0].mean() - images[2].mean()) < 0.05
+    with pytest.raises(DataError, match="holds no images"):
+        images_from_folder(tmp_path / "3")
 
 
 def test_split_by_image_takes_disjoint_rows():

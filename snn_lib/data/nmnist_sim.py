@@ -11,7 +11,8 @@ disk, so :func:`snn_lib.data.list_recordings` and tonic's reader read it unchang
     ROOT/sources.csv                       file, split, label, source row, recording k
     ROOT/settings.json                     every setting that made the dataset
 
-``<row>`` is the digit's row in ``mnist_data()``. A recording depends only on (seed, row, k) and the
+``<row>`` is the digit's row in ``mnist_data()`` (or in the given images). Other images record the
+same way: ``make_sim_dataset(out, images=..., labels=...)``, e.g. from :func:`images_from_folder`. A recording depends only on (seed, row, k) and the
 simulator settings, not on the split or on how the work was batched.
 """
 
@@ -51,6 +52,34 @@ def mnist_digits() -> tuple[np.ndarray, np.ndarray]:
     images, labels = images.reshape(-1, 28, 28).astype(np.uint8), labels.astype(np.int64)
     images.flags.writeable = labels.flags.writeable = False
     return images, labels
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".npy")
+
+
+def images_from_folder(folder: str | Path, size: int = 28) -> tuple[np.ndarray, np.ndarray]:
+    """Grey images ``[N, size, size]`` (float 0-1) and labels ``[N]`` from ``folder/<label>/<name>.png``.
+
+    Labels are the sub-folder names 0 to 9; ``.npy`` files hold one 2-D array (0-255 or 0-1). Each
+    image is scaled to fit ``size`` x ``size`` (keeping its aspect) and centred, ready for
+    :func:`make_sim_dataset`. Bright strokes on a dark background, as MNIST.
+    """
+    from PIL import Image
+
+    from .simulator import SimConfig, prepare_images
+    folder = Path(folder)
+    files = sorted(f for d in folder.iterdir() if d.is_dir() and d.name in {str(i) for i in range(10)}
+                   for f in d.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+    if not files:
+        raise DataError(f"{folder} holds no images: expected {folder}/<label 0-9>/<name>.png (or .jpg, .npy).")
+    sim = SimConfig(image_px=size)
+    images = []
+    for f in files:
+        array = np.load(f) if f.suffix == ".npy" else np.asarray(Image.open(f).convert("L"))
+        if array.ndim != 2 or array.size == 0:
+            raise DataError(f"{f}: shape {array.shape} is not a non-empty 2-D grey image.")
+        images.append(prepare_images(array[None], sim)[0])
+    return np.stack(images), np.array([int(f.parent.name) for f in files], dtype=np.int64)
 
 
 def split_by_image(labels: np.ndarray, train_per_class: int, test_per_class: int) -> dict[str, np.ndarray]:
@@ -171,5 +200,5 @@ def ensure_sim_dataset(cfg: DataConfig, cache_dir: str | Path) -> Path:
     return final
 
 
-__all__ = ["DATASET_SEED", "ensure_sim_dataset", "make_sim_dataset", "mnist_digits", "sim_dataset_key",
+__all__ = ["DATASET_SEED", "ensure_sim_dataset", "images_from_folder", "make_sim_dataset", "mnist_digits", "sim_dataset_key",
            "split_by_image"]
