@@ -345,3 +345,45 @@ def plot_spike_images(spikes: torch.Tensor | np.ndarray, steps: Sequence[int] | 
     if title:
         fig.suptitle(title, fontsize=9)
     return fig
+
+
+# --- Book helpers: training on N-MNIST (chapter 5) ---------------------------------------------
+
+def plot_per_class_accuracy(per_class: Sequence[float] | np.ndarray | torch.Tensor,
+                            accuracy: float | None = None, title: str = "") -> Figure:
+    """Accuracy of each class (fractions 0-1, drawn in percent) as bars with their values, and the
+    overall ``accuracy`` as a dashed line when given (e.g. the result of
+    :func:`snn_lib.train.evaluate`)."""
+    values = 100 * _np(per_class).astype(float)
+    fig = new_figure(5.5, 3)
+    ax = fig.subplots()
+    bars = ax.bar(range(len(values)), values, color="tab:blue")
+    ax.bar_label(bars, [f"{v:.0f}" for v in values], fontsize=7, padding=1)
+    if accuracy is not None:
+        ax.axhline(100 * accuracy, color="black", linestyle="--", linewidth=1,
+                   label=f"all classes: {100 * accuracy:.1f}%")
+        ax.legend(fontsize=8, loc="upper right", framealpha=1)
+    ax.set(xlabel="class (true label)", ylabel="accuracy (%)", xticks=range(len(values)), ylim=(0, 128),
+           yticks=range(0, 101, 20), title=title or "test accuracy per class")
+    ax.grid(alpha=0.3, axis="y")
+    return fig
+
+
+def plot_step_times(times_ms: dict[str, Sequence[float]], title: str = "") -> Figure:
+    """Measured times of one training step for several implementations: one row each, every
+    measurement a dot and the median a bar with its value in ms."""
+    fig = new_figure(6, 0.6 * len(times_ms) + 1.3)
+    ax = fig.subplots()
+    names = list(times_ms)
+    for row, name in enumerate(names):
+        t = np.asarray(times_ms[name], dtype=float)
+        median = float(np.median(t))
+        ax.barh(row, median, color="tab:blue", alpha=0.35, height=0.6)
+        ax.plot(t, np.full(len(t), row), "o", color="tab:blue", markersize=4)
+        ax.text(median, row + 0.36, f" median {median:.0f} ms", va="bottom", fontsize=8)
+    ax.set(yticks=range(len(names)), yticklabels=names, xlabel="time per training step (ms)",
+           ylim=(-0.6, len(names) - 0.1), xlim=(0, None))
+    ax.grid(alpha=0.3, axis="x")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig

@@ -1,0 +1,44 @@
+"""The drawing helpers of chapter 5 (training on N-MNIST): each returns a Figure, shows nothing,
+and draws exactly the data it is given."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from snn_lib import plotting
+
+
+def test_plot_per_class_accuracy_one_bar_per_class_in_percent():
+    per_class = torch.tensor([1.0, 0.5, 0.0, 0.25])
+    fig = plotting.plot_per_class_accuracy(per_class, accuracy=0.6, title="toy")
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    heights = [p.get_height() for p in ax.patches]
+    assert heights == pytest.approx([100, 50, 0, 25])
+    assert [t.get_text() for t in ax.texts] == ["100", "50", "0", "25"]
+    (line,) = ax.get_lines()                                   # the overall accuracy
+    assert line.get_ydata()[0] == pytest.approx(60)
+    assert ax.get_title() == "toy"
+
+
+def test_plot_per_class_accuracy_without_overall_line():
+    fig = plotting.plot_per_class_accuracy(np.full(10, 0.1))
+    ax = fig.axes[0]
+    assert len(ax.patches) == 10 and not ax.get_lines()
+    assert ax.get_legend() is None
+
+
+def test_plot_step_times_a_row_per_implementation_with_its_median():
+    times = {"reference": [30.0, 10.0, 20.0], "fast": [4.0, 6.0]}
+    fig = plotting.plot_step_times(times, title="measured here")
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["reference", "fast"]
+    assert [p.get_width() for p in ax.patches] == pytest.approx([20.0, 5.0])   # medians
+    dots = [line.get_xdata().tolist() for line in ax.get_lines()]
+    assert dots == [[30.0, 10.0, 20.0], [4.0, 6.0]]                          # every measurement
+    assert "median 20 ms" in ax.texts[0].get_text()
+    assert ax.get_title() == "measured here"
