@@ -98,8 +98,9 @@ def _forward_eager(cur: torch.Tensor, beta: float, threshold: float) -> tuple[to
 def _backward_eager(mem: torch.Tensor, grad_spk: torch.Tensor, grad_mem: torch.Tensor, beta: float,
                     threshold: float, surrogate: str, slope: float) -> torch.Tensor:
     """Reverse scan of the gradient, in place: ``g_I [T, ...]``."""
-    grad = grad_spk * surrogate_grad(mem - threshold, surrogate, slope)
-    grad.add_(grad_mem)                                      # d[t], all t at once
+    # computed from ``mem`` first so the gradient keeps the layout of the current (NHWC stays NHWC:
+    # a layout change here would make the pooling's backward convert the whole conv output)
+    grad = surrogate_grad(mem - threshold, surrogate, slope).mul_(grad_spk).add_(grad_mem)   # d[t], all t
     for t in range(mem.shape[0] - 2, -1, -1):                # g_I[t] = d[t] + beta * g_I[t+1]
         grad[t].add_(grad[t + 1], alpha=beta)
     return grad
