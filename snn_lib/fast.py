@@ -144,6 +144,18 @@ def _compiled(name: str) -> Callable:
     return _COMPILED[name]
 
 
+def _storage_2d(x: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+    """``x [T, ...]`` as ``[T, N]`` in its memory order (a view for NCHW and NHWC alike), and that order."""
+    order = [0] + sorted(range(1, x.dim()), key=lambda d: -x.stride(d))
+    return x.permute(order).reshape(x.shape[0], -1), order
+
+
+def _unflatten_like(flat: torch.Tensor, like: torch.Tensor, order: list[int]) -> torch.Tensor:
+    """Inverse of :func:`_storage_2d`: ``[T, N]`` back to the shape and memory layout of ``like``."""
+    inverse = [order.index(d) for d in range(like.dim())]
+    return flat.view([like.shape[d] for d in order]).permute(inverse)
+
+
 class LIFFused(torch.autograd.Function):
     """The whole LIF recurrence as one autograd node (equations in the module docstring).
 
@@ -155,8 +167,8 @@ class LIFFused(torch.autograd.Function):
     def forward(ctx, cur: torch.Tensor, beta: float, threshold: float, surrogate: str, slope: float,
                 kernels: str) -> tuple[torch.Tensor, torch.Tensor]:
         if kernels == "compiled":
-            flat = cur.reshape(cur.shape[0], -1)                                     # [T, N]
-            spk, mem = (x.view(cur.shape) for x in _compiled("forward")(flat, beta, threshold))
+            flat, order = _storage_2d(cur)                                           # [T, N]
+            spk, mem = (_unflatten_like(x, cur, order) for x in _compiled("forward")(flat, beta, threshold))
         else:
             spk, mem = _forward_eager(cur, beta, threshold)
         ctx.save_for_backward(mem)                           # only the membrane: H'(U - theta)
@@ -168,9 +180,9 @@ class LIFFused(torch.autograd.Function):
         (mem,) = ctx.saved_tensors                           # [T, ...]
         args = (ctx.beta, ctx.threshold, ctx.surrogate, ctx.slope)
         if ctx.kernels == "compiled":
-            T = mem.shape[0]
-            grad = _compiled("backward")(mem.reshape(T, -1), grad_spk.reshape(T, -1), grad_mem.reshape(T, -1), *args)
-            grad = grad.view(mem.shape)
+            flat, order = _storage_2d(mem)
+            same = [x.permute(order).reshape(flat.shape) for x in (grad_spk, grad_mem)]   # [T, N], copies if laid out otherwise
+            grad = _unflatten_like(_compiled("backward")(flat, *same, *args), mem, order)
         else:
             grad = _backward_eager(mem, grad_spk, grad_mem, *args)
         return grad, None, None, None, None, None

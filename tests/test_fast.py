@@ -181,6 +181,26 @@ def test_compiled_kernels_match_lif_sequence(surrogate, slope):
     torch.testing.assert_close(mem, mem_ref, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(grad, grad_ref, rtol=1e-6, atol=1e-6)
 
+    # an NHWC current [T, B, C, H, W] (as the CPU fast path makes): values equal, layout kept
+    nhwc = (torch.randn(6 * 2, 3, 4, 5, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+            .unflatten(0, (6, 2)).requires_grad_())
+    spk, mem = lif_fused(nhwc, 0.8, 1.0, surrogate, slope, kernels="compiled")
+    grad, = torch.autograd.grad((spk * mem).sum(), nhwc)
+    spk_ref, mem_ref = lif_fused(nhwc, 0.8, 1.0, surrogate, slope)
+    grad_ref, = torch.autograd.grad((spk_ref * mem_ref).sum(), nhwc)
+    assert spk.stride() == mem.stride() == grad.stride() == nhwc.stride()
+    torch.testing.assert_close((spk, mem, grad), (spk_ref, mem_ref, grad_ref), rtol=1e-12, atol=1e-12)
+
+
+def test_lif_fused_keeps_layout():
+    """The eager backward returns the gradient in the current's layout (else pooling converts it)."""
+    cur = torch.randn(4 * 2, 3, 5, 5).contiguous(memory_format=torch.channels_last).unflatten(0, (4, 2))
+    cur.requires_grad_()
+    spk, mem = lif_fused(cur, 0.5, 1.0)
+    w_spk = torch.randn(4, 2, 3, 5, 5)                        # NCHW-contiguous incoming gradients
+    grad, = torch.autograd.grad((spk * w_spk).sum() + mem.sum(), cur)
+    assert spk.stride() == mem.stride() == grad.stride() == cur.stride()
+
 
 def test_lif_fused_golden_values():
     """beta 0.5, theta 1, constant current 0.6: U = 0.6, 0.9, 1.05 (spike), 0.125, 0.6625, ..."""
