@@ -555,6 +555,7 @@ def plot_step_times(times_ms: dict[str, Sequence[float]], title: str = "") -> Fi
     fig = new_figure(6, 0.6 * len(times_ms) + 1.3)
     ax = fig.subplots()
     names = list(times_ms)
+    longest = max((max(t) for t in times_ms.values() if len(t)), default=1.0)
     for row, name in enumerate(names):
         t = np.asarray(times_ms[name], dtype=float)
         median = float(np.median(t))
@@ -562,7 +563,7 @@ def plot_step_times(times_ms: dict[str, Sequence[float]], title: str = "") -> Fi
         ax.plot(t, np.full(len(t), row), "o", color="tab:blue", markersize=4)
         ax.text(median, row + 0.36, f" median {median:.0f} ms", va="bottom", fontsize=8)
     ax.set(yticks=range(len(names)), yticklabels=names, xlabel="time per training step (ms)",
-           ylim=(-0.6, len(names) - 0.1), xlim=(0, None))
+           ylim=(-0.6, len(names) - 0.1), xlim=(0, 1.35 * longest))     # room for the labels
     ax.grid(alpha=0.3, axis="x")
     if title:
         ax.set_title(title, fontsize=10)

@@ -42,3 +42,9 @@ def test_plot_step_times_a_row_per_implementation_with_its_median():
     assert dots == [[30.0, 10.0, 20.0], [4.0, 6.0]]                          # every measurement
     assert "median 20 ms" in ax.texts[0].get_text()
     assert ax.get_title() == "measured here"
+
+
+def test_plot_step_times_leaves_room_for_the_median_labels():
+    fig = plotting.plot_step_times({"slow": [100.0, 300.0], "fast": [10.0]})
+    left, right = fig.axes[0].get_xlim()
+    assert left == 0 and right > 300.0
