@@ -20,6 +20,7 @@ from .errors import ConfigError
 
 DATASETS = ("nmnist", "nmnist_sim")
 MODEL_IMPLS = ("reference", "fast")
+LIF_IMPLS = ("auto", "fused", "compiled", "scan")
 LOSSES = ("ce_count", "mse_count")
 SURROGATES = ("atan", "fast_sigmoid")
 
@@ -42,7 +43,9 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    impl: str = "reference"            # "reference": snnTorch per step; "fast": time-folded, fused LIF
+    impl: str = "fast"                 # "fast": time folded into the batch, fused LIF (snn_lib.fast);
+                                       # "reference": snnTorch called step by step. Same math, same weights.
+    lif_impl: str = "auto"             # fast path's LIF: auto, fused, compiled (torch.compile kernels), scan
     channels: tuple[int, int] = (12, 64)
     kernel_size: int = 5
     beta: float = 0.5                  # membrane decay per time bin
@@ -99,6 +102,7 @@ class Config:
         _check(d.sim_recordings_per_image >= 1, "data.sim_recordings_per_image",
                d.sim_recordings_per_image, "an integer >= 1")
         _check(m.impl in MODEL_IMPLS, "model.impl", m.impl, " or ".join(MODEL_IMPLS))
+        _check(m.lif_impl in LIF_IMPLS, "model.lif_impl", m.lif_impl, ", ".join(LIF_IMPLS))
         _check(len(m.channels) == 2 and all(c >= 1 for c in m.channels), "model.channels",
                m.channels, "two positive integers, e.g. [12,64]")
         _check(0.0 <= m.beta <= 1.0, "model.beta", m.beta, "a decay factor in [0, 1]")

@@ -5,10 +5,11 @@ from snn_lib.config import ModelConfig
 from snn_lib.model import build_model, flat_features, predict, spike_counts
 
 
+@pytest.mark.parametrize("impl", ["reference", "fast"])
 @pytest.mark.parametrize("size, features", [(34, 1600), (28, 1024)])
-def test_fc_input_follows_the_frame_size(size, features):
+def test_fc_input_follows_the_frame_size(size, features, impl):
     assert flat_features(size, 64, 5) == features
-    model = build_model(ModelConfig(), (4, 2, size, size))
+    model = build_model(ModelConfig(impl=impl), (4, 2, size, size))
     assert model.fc.in_features == features
     spk, mem = model(torch.rand(4, 3, 2, size, size) * 3)
     assert spk.shape == mem.shape == (4, 3, 10)
