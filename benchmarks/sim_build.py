@@ -25,7 +25,7 @@ from snn_lib.data.nmnist_sim import make_sim_dataset, mnist_digits
 from snn_lib.data.simulator import SimConfig, record_batch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from sim_fidelity import hardware  # noqa: E402
+from snn_lib.report import hardware  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,25 +47,12 @@ from snn_lib.config import ModelConfig
 from snn_lib.data.loader import FrameLoader
 from snn_lib.fast import csnn_forward_fast
 from snn_lib.model import CSNN
+from snn_lib.report import hardware
 
 HEADLINE = (25, 32)                      # (T, batch): the defaults of snn-train
 
 
 # ----------------------------------------------------------------------------- hardware, memory
-
-def hardware(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    name, flags = platform.processor() or "cpu", []
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo") as f:
-            info = f.read().splitlines()
-        name = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), name)
-        flags = next((line.split(":", 1)[1].split() for line in info if line.startswith("flags")), [])
-    units = [unit for flag, unit in (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("amx_bf16", "AMX-BF16")) if flag in flags]
-    return (f"{name} ({', '.join(units) or 'no AVX2'}), {os.cpu_count()} logical cores, "
-            f"{torch.get_num_threads()} torch threads")
-
 
 def _libc() -> ctypes.CDLL | None:
     try:

@@ -15,10 +15,8 @@ Extra ``key=value`` arguments are settings, as on the ``snn-train`` command line
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,17 +25,8 @@ from omegaconf import OmegaConf
 
 from snn_lib.cli import check_overrides
 from snn_lib.config import Config
-from snn_lib.train import run_training
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from snn_lib.report import hardware
+from snn_lib.train import resolve_device, run_training
 
 
 def with_overrides(cfg: Config, overrides: list[str]) -> Config:
@@ -74,8 +63,7 @@ def main() -> None:
     lines = [
         "# CSNN on 1,000 real N-MNIST recordings (900 train / 100 held-out test)",
         "",
-        f"Measured {datetime.now(timezone.utc):%Y-%m-%d} on {cpu_name()} ({torch.get_num_threads()} threads), "
-        f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() and cfg.train.device != 'cpu' else 'CPU'}, "
+        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {hardware(resolve_device(cfg.train.device))}, "
         f"torch {torch.__version__}, by:",
         "",
         f"    {command}",

@@ -15,7 +15,6 @@ import argparse
 import csv
 import dataclasses
 import datetime
-import os
 import platform
 import shlex
 import sys
@@ -27,6 +26,7 @@ import numpy as np
 from snn_lib.data.nmnist import read_events
 from snn_lib.data.nmnist_sim import mnist_digits
 from snn_lib.data.simulator import SimConfig, record_batch
+from snn_lib.report import hardware
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_REAL = REPO.parent / "shared/data/nmnist-real-1k"
@@ -120,25 +120,11 @@ def compare(real_dir: Path, limit: int, sim: SimConfig, seed: int = 0) -> tuple[
     return table, extras
 
 
-def hardware() -> str:
-    """CPU model and core count, and the load when measured (the machine may be shared)."""
-    model = platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
-    return f"{model}, {os.cpu_count()} cores{load}, {platform.system()}, Python {platform.python_version()}"
-
-
 def markdown(table: list[tuple], extras: dict, sim: SimConfig, command: str) -> str:
     lines = ["# Simulated vs real N-MNIST recordings of the same digits", "",
              f"Command: `{command}`", "",
              f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. "
-             f"Hardware: {hardware()}. {extras['n']} real recordings "
+             f"Hardware: {hardware()}, Python {platform.python_version()}. {extras['n']} real recordings "
              f"(`nmnist-real-1k`, train split), each digit simulated once "
              f"({extras['sim_seconds']:.1f} s for all of them).", "",
              "| statistic | real | simulated |", "|---|---|---|"]

@@ -13,7 +13,6 @@ real recordings).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import hashlib
 import json
@@ -36,7 +35,8 @@ from snn_lib.data.simulator import sim_settings
 from snn_lib.model import build_model, predict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sim_fidelity import DEFAULT_REAL, REPO, hardware, parse_sets  # noqa: E402
+from sim_fidelity import DEFAULT_REAL, REPO, parse_sets  # noqa: E402
+from snn_lib.report import hardware  # noqa: E402
 
 log = logging.getLogger("sim_to_real")
 

@@ -36,7 +36,7 @@ from omegaconf import OmegaConf
 from snntorch import functional as SF
 from tqdm.auto import tqdm
 
-from .config import Config, ModelConfig, TrainConfig, config_from_dict, config_to_dict
+from .config import Config, TrainConfig, config_from_dict, config_to_dict
 from .data import FrameLoader, Loaders, make_loaders
 from .errors import ConfigError, SnnError
 from .model import CSNN, build_model, predict

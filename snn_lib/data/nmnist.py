@@ -52,7 +52,7 @@ def write_events(path: str | Path, events: np.ndarray) -> None:
     overflow markers are written; later timestamps are refused. The file is written to a
     temporary name and renamed, so a killed writer never leaves half a file.
     """
-    events = np.sort(events, order="t")
+    events = events[np.argsort(events["t"], kind="stable")]     # (a structured sort is 10x slower)
     x, y, t, p = (np.asarray(events[k], dtype=np.int64) for k in ("x", "y", "t", "p"))
     if len(t) and not (0 <= t.min() and t.max() < 2**23 and 0 <= x.min() and x.max() <= 255
                        and 0 <= y.min() and y.max() < 240 and set(np.unique(p)) <= {0, 1}):

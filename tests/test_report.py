@@ -1,0 +1,34 @@
+import json
+
+import torch
+
+from snn_lib.report import find_results_dir, hardware, markdown_html, results_file_html
+
+
+def test_hardware_names_the_cpu_and_threads():
+    text = hardware(torch.device("cpu"))
+    assert f"{torch.get_num_threads()} torch threads" in text and "cores" in text
+
+
+def test_find_results_dir_walks_up_and_gives_none_outside_a_repository(tmp_path):
+    repo, alone = tmp_path / "repo", tmp_path / "alone"
+    (repo / "benchmarks" / "results").mkdir(parents=True)
+    (repo / "book" / "05").mkdir(parents=True)
+    alone.mkdir()
+    assert find_results_dir(repo / "book" / "05") == repo / "benchmarks" / "results"
+    assert find_results_dir(alone) is None
+
+
+def test_markdown_tables_headings_and_note_rows():
+    html = markdown_html("# Title\n\n| T | batch | impl | x |\n|---|---|---|---|\n| 10 | 16 | ref | 1 |\n"
+                         "| | | note on the row above | |\n")
+    assert "<strong>Title</strong>" in html and "<h1>" not in html
+    assert "<table>" in html and '<td colspan="2"><small>note on the row above</small></td>' in html
+
+
+def test_results_file_html_shows_json_as_text(tmp_path):
+    path = tmp_path / "benchmarks" / "results" / "r.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"ratio": 2.5}))
+    html = results_file_html(path, open_=True)
+    assert html.startswith("<details open>") and "benchmarks/results/r.json" in html and "&quot;ratio&quot;: 2.5" in html
