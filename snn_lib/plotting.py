@@ -15,12 +15,23 @@ from pathlib import Path
 import numpy as np
 import torch
 from matplotlib.animation import FuncAnimation, PillowWriter
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 
 def new_figure(width: float = 5, height: float = 3.2) -> Figure:
     """A Figure outside pyplot's registry (nothing to close, nothing shown twice)."""
     return Figure(figsize=(width, height), layout="constrained")
+
+
+def _freeze_layout(fig: Figure) -> None:
+    """Lay the figure out once and keep that layout: an animation's frames then skip the layout
+    engine, which otherwise reruns for every saved frame (most of a GIF's cost)."""
+    engine = fig.get_layout_engine()
+    if engine is not None:
+        FigureCanvasAgg(fig)
+        engine.execute(fig)
+        fig.set_layout_engine("none")
 
 
 def _np(x) -> np.ndarray:
@@ -93,6 +104,7 @@ def animate_spike_counts(spk: torch.Tensor | np.ndarray, target: int | None = No
         return bars
 
     draw(0)
+    _freeze_layout(fig)
     return FuncAnimation(fig, draw, frames=steps, interval=interval_ms, blit=False)
 
 
@@ -240,6 +252,7 @@ def animate_spike_frames(spikes: torch.Tensor | np.ndarray, interval_ms: int = 1
         return im_now, im_sum
 
     draw(0)
+    _freeze_layout(fig)
     return FuncAnimation(fig, draw, frames=steps, interval=interval_ms, blit=False)
 
 

@@ -253,7 +253,8 @@ class RunResult:
     run_dir: Path
     history: list[dict] = field(default_factory=list)
     best_test_acc: float = 0.0
-    model: CSNN | None = None
+    model: CSNN | None = None           # with the weights of the best epoch
+    loaders: Loaders | None = None      # the data the run used, still in memory
 
 
 def _check_resumable(state: dict, cfg: Config, path: Path) -> None:
@@ -328,7 +329,7 @@ def run_training(cfg: Config, loaders: Loaders | None = None) -> RunResult:
             model.load_state_dict(load_checkpoint(best_path, device)["model"])
         gifs = save_spike_animations(model, loaders.test, run_dir, cfg.train.num_animations, device)
         log.info("best test accuracy %.2f%%; %d spike animations; run folder %s", 100 * best, len(gifs), run_dir)
-    return RunResult(run_dir=run_dir, history=history, best_test_acc=best, model=model)
+    return RunResult(run_dir=run_dir, history=history, best_test_acc=best, model=model, loaders=loaders)
 
 
 if __name__ == "__main__":
