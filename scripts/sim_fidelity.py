@@ -120,6 +120,16 @@ def compare(real_dir: Path, limit: int, sim: SimConfig, seed: int = 0) -> tuple[
     return table, extras
 
 
+def write_report(text: str, out: str) -> None:
+    """Print the report (``out == "-"``) or write it to the file ``out``."""
+    if out == "-":
+        print(text)
+    else:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text)
+        print(f"wrote {out}")
+
+
 def markdown(table: list[tuple], extras: dict, sim: SimConfig, command: str) -> str:
     lines = ["# Simulated vs real N-MNIST recordings of the same digits", "",
              f"Command: `{command}`", "",
@@ -153,13 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     sim = parse_sets(args.set)
     table, extras = compare(args.real, args.limit, sim)
     command = "python scripts/sim_fidelity.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    text = markdown(table, extras, sim, command.strip())
-    if args.out == "-":
-        print(text)
-    else:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
-        print(f"wrote {args.out}")
+    write_report(markdown(table, extras, sim, command.strip()), args.out)
     return 0
 
 

@@ -35,7 +35,7 @@ from snn_lib.data.simulator import sim_settings
 from snn_lib.model import build_model, predict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sim_fidelity import DEFAULT_REAL, REPO, parse_sets  # noqa: E402
+from sim_fidelity import DEFAULT_REAL, REPO, parse_sets, write_report  # noqa: E402
 from snn_lib.report import hardware  # noqa: E402
 
 log = logging.getLogger("sim_to_real")
@@ -136,13 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {seed} | " + " | ".join(f"{h['real_acc']:.3f} (train {h['train_acc']:.3f})"
                                                   for h in history) + " |")
     lines += ["", "Simulator settings:", "", "```", repr(sim), "```", ""]
-    text = "\n".join(lines)
-    if args.out == "-":
-        print(text)
-    else:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
-        print(f"wrote {args.out}")
+    write_report("\n".join(lines), args.out)
     return 0
 
 
