@@ -4,8 +4,8 @@ Modules: :mod:`snn_lib.config` (one typed config), :mod:`snn_lib.data` (N-MNIST 
 simulated N-MNIST, as in-memory time-first batches), :mod:`snn_lib.neurons` (the LIF neuron),
 :mod:`snn_lib.model` (the CSNN), :mod:`snn_lib.fast` (the fast path of the CSNN),
 :mod:`snn_lib.train` (training, evaluation, checkpoints, run folders), :mod:`snn_lib.plotting`
-(figures and animations), :mod:`snn_lib.cli` (the ``snn-train``, ``snn-eval`` and
-``snn-make-data`` commands).
+(figures and animations), :mod:`snn_lib.report` (hardware lines and committed results files),
+:mod:`snn_lib.cli` (the ``snn-train``, ``snn-eval`` and ``snn-make-data`` commands).
 """
 
 from .config import Config, DataConfig, ModelConfig, TrainConfig
