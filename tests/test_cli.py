@@ -49,3 +49,14 @@ def test_train_then_eval_through_the_command_line(toy_nmnist, tmp_path):
 
     result = run(["snn-eval", f"checkpoint={tmp_path / 'missing.pt'}"], tmp_path)
     assert result.returncode == 2 and "snn-eval: checkpoint" in result.stderr and "does not exist" in result.stderr
+
+
+def test_make_data_writes_the_nmnist_layout_and_never_overwrites(tmp_path):
+    args = ["snn-make-data", "out=sim", "train_per_class=2", "test_per_class=1"]
+    result = run(args, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "sim" / "Train").glob("*/*.bin"))) == 20
+    assert len(list((tmp_path / "sim" / "Test").glob("*/*.bin"))) == 10
+    again = run(args, tmp_path)
+    assert again.returncode == 2 and again.stderr.startswith("snn-make-data: sim already holds")
+    assert len(list((tmp_path / "sim" / "Train").glob("*/*.bin"))) == 20       # nothing lost
