@@ -80,8 +80,9 @@ def make_loss(name: str):
     raise ConfigError(f"train.loss={name!r} is not valid: expected ce_count or mse_count.")
 
 
-def _autocast(cfg: TrainConfig, device: torch.device):
-    if cfg.amp == "bf16":
+def _autocast(amp: str, device: torch.device):
+    """bf16 autocast of the forward pass when ``amp == "bf16"`` (``train.amp``), else nothing."""
+    if amp == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -106,7 +107,7 @@ def train_epoch(model: torch.nn.Module, loader: FrameLoader, optimizer: torch.op
         if step == steps:
             break
         frames, labels = frames.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        with _autocast(cfg, device):
+        with _autocast(cfg.amp, device):
             spk, _ = model(frames)                                   # [T, B, 10]
         loss = loss_fn(spk.float(), labels)
         optimizer.zero_grad(set_to_none=True)
@@ -136,7 +137,7 @@ def evaluate(model: torch.nn.Module, loader: FrameLoader, loss_fn=None, device: 
     total_loss = 0.0
     for frames, labels in loader:
         frames, labels = frames.to(device), labels.to(device)
-        with _autocast(TrainConfig(amp=amp), device):
+        with _autocast(amp, device):
             spk, _ = model(frames)
         total_loss += loss_fn(spk.float(), labels).item() * len(labels)
         pairs = labels.cpu() * num_classes + predict(spk).cpu()
