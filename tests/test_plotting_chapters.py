@@ -39,7 +39,7 @@ def test_plot_events_3d_subsamples_large_recordings(events):
 
 
 def test_bin_events_keeps_every_event_with_its_sign(events):
-    frames, edges = plotting._bin_events(events, 7)
+    frames, edges = plotting.events._bin_events(events, 7)
     assert frames.shape == (7, 34, 34) and len(edges) == 8
     on, off = int((events["p"] == 1).sum()), int((events["p"] == 0).sum())
     assert frames[frames > 0].sum() == on and -frames[frames < 0].sum() == off
@@ -73,7 +73,7 @@ def test_plot_recordings_counts_every_event(events):
 
 def test_montage_tiles_channels_in_order():
     maps = np.arange(3 * 2 * 2, dtype=float).reshape(3, 2, 2)
-    out = plotting._montage(maps, columns=2)
+    out = plotting.training._montage(maps, columns=2)
     assert out.shape == (5, 5)
     np.testing.assert_array_equal(out[:2, :2], maps[0])
     np.testing.assert_array_equal(out[:2, 3:], maps[1])

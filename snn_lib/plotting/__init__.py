@@ -1,0 +1,37 @@
+"""Figures and animations. Every function returns a matplotlib Figure or Animation; none shows one.
+
+The caller decides: ``fig.savefig(run_dir / "test_acc.png")`` in a run, ``display(fig)`` in a notebook.
+Figures are made with ``matplotlib.figure.Figure`` (through :func:`~snn_lib.plotting.base.new_figure`), not pyplot, so
+the library keeps no global figure state and a notebook shows a returned figure exactly once.
+Animations are saved as GIF with Pillow (:func:`~snn_lib.plotting.base.save_gif`), so no ffmpeg is needed, and shown in
+the book with :func:`~snn_lib.plotting.base.animation_html`.
+
+The functions live in four modules by subject and are all importable from here:
+:mod:`~snn_lib.plotting.base` (figures and animations), :mod:`~snn_lib.plotting.training` (runs and the
+network's activity), :mod:`~snn_lib.plotting.spikes` (spike codes and the LIF neuron) and
+:mod:`~snn_lib.plotting.events` (event recordings).
+"""
+
+from .base import (
+    new_figure, save_gif, animation_html,
+)
+from .training import (
+    plot_metric, plot_train_loss, plot_test_acc, plot_confusion, animate_spike_counts,
+    plot_layer_activity, plot_per_class_accuracy, plot_step_times,
+)
+from .spikes import (
+    plot_images, plot_raster, encode_digit, plot_spike_encodings, animate_spike_frames,
+    plot_lif_trace, step_current, plot_lif_response, plot_surrogates, plot_spike_images,
+)
+from .events import (
+    plot_frames, plot_events_3d, animate_events, plot_time_bins, plot_recordings,
+)
+
+__all__ = [
+    "animate_events", "animate_spike_counts", "animate_spike_frames", "animation_html",
+    "encode_digit", "new_figure", "plot_confusion", "plot_events_3d", "plot_frames", "plot_images",
+    "plot_layer_activity", "plot_lif_response", "plot_lif_trace", "plot_metric",
+    "plot_per_class_accuracy", "plot_raster", "plot_recordings", "plot_spike_encodings",
+    "plot_spike_images", "plot_step_times", "plot_surrogates", "plot_test_acc", "plot_time_bins",
+    "plot_train_loss", "save_gif", "step_current",
+]
