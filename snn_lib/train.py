@@ -229,10 +229,10 @@ def save_spike_animations(model: torch.nn.Module, loader: FrameLoader, run_dir: 
                           device: torch.device) -> list[Path]:
     """``spike_bar_{i}_target{t}.gif`` for the first ``count`` test digits of distinct classes where possible."""
     labels = loader.labels.cpu()
-    chosen: list[int] = []
-    for i, label in enumerate(labels.tolist()):                   # one digit per class first
-        if len(chosen) < count and label not in {labels[j].item() for j in chosen}:
-            chosen.append(i)
+    first_of_class = {}                                           # one digit per class first
+    for i, label in enumerate(labels.tolist()):
+        first_of_class.setdefault(label, i)
+    chosen = sorted(first_of_class.values())[:count]
     chosen += [i for i in range(len(labels)) if i not in chosen][:count - len(chosen)]
     if not chosen:
         return []

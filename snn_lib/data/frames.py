@@ -1,8 +1,9 @@
 """Events to frames with tonic's transforms, and a disk cache of the result.
 
-A recording of N events becomes ``T = n_time_bins`` frames of event counts per pixel and polarity
-(``tonic.transforms.ToFrame``: T windows ``[start, start + w)`` of ``w = (t_last - t_first) // T``
-microseconds from the first event, so the last event, and up to T - 1 us before it, fall outside), after an optional ``Denoise`` and an optional ``CenterCrop``.
+A recording of N events becomes ``T = n_time_bins`` frames of event counts per pixel and polarity,
+after an optional ``Denoise`` and an optional ``CenterCrop``. ``tonic.transforms.ToFrame`` cuts T
+windows ``[start, start + w)`` of ``w = (t_last - t_first) // T`` microseconds from the first
+event, so the last event, and up to T - 1 us before it, fall outside.
 A whole split is stored as one uint8 tensor ``[N, T, 2, H, W]``: N-MNIST at T = 25 is 3.5 GB for
 the 60,000 training recordings, small enough for memory or a GPU.
 
