@@ -1,9 +1,9 @@
 """The fast path of the CSNN: time folded into the batch, one fused LIF operation per layer.
 
 The per-step reference (:meth:`snn_lib.model.CSNN.forward_reference`) calls every layer ``T``
-times. Convolutions, pooling and the linear layer have no state, so here they run once over all
-``T * B`` frames; only the LIF recurrence is sequential, and it runs as one autograd node per layer
-with its own backward pass through time.
+times. Convolutions, pooling and the linear layer have no state, so here they run over all
+``T * B`` frames at once (on CPU in cache-sized chunks, :class:`ConvPool`); only the LIF recurrence
+is sequential, and it runs as one autograd node per layer with its own backward pass through time.
 
 Forward (snnTorch ``Leaky`` with reset by subtraction, the reset decided by the previous step)::
 
@@ -86,21 +86,32 @@ def _forward_eager(cur: torch.Tensor, beta: float, threshold: float) -> tuple[to
     mem = torch.empty_like(cur)                              # [T, ...]
     spk = torch.empty_like(cur)                              # [T, ...]
     mem[0].copy_(cur[0])                                     # U[0] = beta * 0 + I[0] - theta * 0
-    spk[0].copy_(mem[0] > threshold)
+    torch.gt(mem[0], threshold, out=spk[0])                 # the comparison written as 0. / 1. directly
     for t in range(1, cur.shape[0]):
         # same order of operations as snnTorch: (beta * U[t-1] + I[t]) - S[t-1] * theta
         torch.mul(mem[t - 1], beta, out=mem[t])
         mem[t].add_(cur[t]).sub_(spk[t - 1], alpha=threshold)
-        spk[t].copy_(mem[t] > threshold)
+        torch.gt(mem[t], threshold, out=spk[t])
     return spk, mem
 
 
-def _backward_eager(mem: torch.Tensor, grad_spk: torch.Tensor, grad_mem: torch.Tensor, beta: float,
-                    threshold: float, surrogate: str, slope: float) -> torch.Tensor:
-    """Reverse scan of the gradient, in place: ``g_I [T, ...]``."""
+def _surrogate_grad_(x: torch.Tensor, surrogate: str, slope: float) -> torch.Tensor:
+    """:func:`surrogate_grad` in place on ``x`` (no temporaries: one pass per op over ``[T, ...]``)."""
+    if surrogate == "atan":
+        return x.mul_(math.pi / 2 * slope).square_().add_(1.0).reciprocal_().mul_(slope / 2)
+    return x.abs_().mul_(slope).add_(1.0).square_().reciprocal_()
+
+
+def _backward_eager(mem: torch.Tensor, grad_spk: torch.Tensor | None, grad_mem: torch.Tensor | None,
+                    beta: float, threshold: float, surrogate: str, slope: float) -> torch.Tensor:
+    """Reverse scan of the gradient, in place: ``g_I [T, ...]``. A ``None`` gradient is zero (the
+    output was not used: the hidden layers' membranes)."""
     # computed from ``mem`` first so the gradient keeps the layout of the current (NHWC stays NHWC:
     # a layout change here would make the pooling's backward convert the whole conv output)
-    grad = surrogate_grad(mem - threshold, surrogate, slope).mul_(grad_spk).add_(grad_mem)   # d[t], all t
+    grad = _surrogate_grad_(mem - threshold, surrogate, slope)                  # H'(U[t] - theta), all t
+    grad = grad.mul_(grad_spk) if grad_spk is not None else grad.zero_()
+    if grad_mem is not None:
+        grad.add_(grad_mem)                                                      # d[t], all t
     for t in range(mem.shape[0] - 2, -1, -1):                # g_I[t] = d[t] + beta * g_I[t+1]
         grad[t].add_(grad[t + 1], alpha=beta)
     return grad
@@ -172,6 +183,7 @@ class LIFFused(torch.autograd.Function):
         else:
             spk, mem = _forward_eager(cur, beta, threshold)
         ctx.save_for_backward(mem)                           # only the membrane: H'(U - theta)
+        ctx.set_materialize_grads(False)                     # an unused output's gradient stays None
         ctx.beta, ctx.threshold, ctx.surrogate, ctx.slope, ctx.kernels = beta, threshold, surrogate, slope, kernels
         return spk, mem
 
@@ -179,7 +191,10 @@ class LIFFused(torch.autograd.Function):
     def backward(ctx, grad_spk: torch.Tensor, grad_mem: torch.Tensor):
         (mem,) = ctx.saved_tensors                           # [T, ...]
         args = (ctx.beta, ctx.threshold, ctx.surrogate, ctx.slope)
+        if grad_spk is None and grad_mem is None:
+            return None, None, None, None, None, None
         if ctx.kernels == "compiled":
+            grad_spk, grad_mem = (torch.zeros_like(mem) if g is None else g for g in (grad_spk, grad_mem))
             flat, order = _storage_2d(mem)
             same = [x.permute(order).reshape(flat.shape) for x in (grad_spk, grad_mem)]   # [T, N], copies if laid out otherwise
             grad = _unflatten_like(_compiled("backward")(flat, *same, *args), mem, order)
@@ -298,15 +313,95 @@ def conv_pool(conv: torch.nn.Conv2d, x: torch.Tensor, channels_last: bool = Fals
     A 2x2 pool of an odd-sized map drops its last row and column (11 -> 5 in the CSNN's second
     stage), so the input is first cut to the rows and columns that feed the kept outputs: the same
     values and gradients, 17% fewer multiply-adds in that layer. ``channels_last`` lays the
-    activations out as NHWC, which oneDNN (CPU) convolves and pools faster.
+    activations out as NHWC, which oneDNN (CPU) convolves and pools faster. On CPU the ``T * B``
+    frames go through in chunks (:class:`ConvPool`); on a GPU, under autocast or while being
+    compiled, as one call of each op.
     """
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     (kh, kw), (sh, sw) = conv.kernel_size, conv.stride
     if (sh, sw) == (1, 1) and conv.padding in ((0, 0), "valid") and conv.dilation == (1, 1):
         out_h, out_w = x.shape[-2] - kh + 1, x.shape[-1] - kw + 1
-        x = x[..., :2 * (out_h // 2) + kh - 1, :2 * (out_w // 2) + kw - 1]
+        crop = (2 * (out_h // 2) + kh - 1, 2 * (out_w // 2) + kw - 1)
+        if (conv.groups == 1 and x.device.type == "cpu" and not _compiling()
+                and not torch.is_autocast_enabled("cpu")):
+            return ConvPool.apply(x, conv.weight, conv.bias, crop)
+        x = x[..., :crop[0], :crop[1]]
     return F.max_pool2d(conv(x), 2)
 
 
-__all__ = ["LIFFused", "lif_fused", "lif_scan", "surrogate_grad", "conv_pool", "csnn_forward_fast"]
+CHUNK_BYTES = 4 * 2**20
+"""Size of one chunk's convolution output in :class:`ConvPool` (4 MiB: a few hundred frames)."""
+
+
+def _layout(x: torch.Tensor) -> torch.memory_format:
+    nhwc = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    return torch.channels_last if nhwc else torch.contiguous_format
+
+
+class ConvPool(torch.autograd.Function):
+    """``max_pool2d(conv2d(x[..., :h, :w], weight, bias), 2)`` for a stride-1, unpadded convolution,
+    in chunks of frames, with its own backward pass.
+
+    Autograd over the plain ops keeps the whole convolution output ``[N, C, H', W']`` (four times
+    the pooled output) until the backward pass, and on CPU every pass over it runs from main
+    memory: at ``N = T * B = 800`` frames it is 35 MB, above glibc's largest ``mmap`` threshold,
+    so each step also maps and zero-fills it afresh. Here each chunk of frames is convolved and
+    pooled while it is in cache; only the pooling's argmax indices are kept, and the backward pass
+    goes chunk by chunk through the pooling and the convolution again (ATen's own backward
+    kernels, so gradients are those of the plain ops up to the order in which the weight gradient
+    is summed).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                crop: tuple[int, int]) -> torch.Tensor:
+        h, w = crop
+        fmt = _layout(x)
+        out_c, (kh, kw) = weight.shape[0], weight.shape[2:]
+        conv_shape = (out_c, h - kh + 1, w - kw + 1)                                # per frame
+        per_frame = math.prod(conv_shape) * x.element_size()
+        chunk = max(1, CHUNK_BYTES // per_frame)
+        out = torch.empty((x.shape[0], out_c, conv_shape[1] // 2, conv_shape[2] // 2), dtype=x.dtype,
+                          device=x.device, memory_format=fmt)                        # [N, C, H'/2, W'/2]
+        indices = []
+        for start in range(0, x.shape[0], chunk):
+            xc = x[start:start + chunk, :, :h, :w].contiguous(memory_format=fmt)    # [n, Cin, h, w]
+            pooled, idx = torch.ops.aten.max_pool2d_with_indices(F.conv2d(xc, weight, bias), [2, 2], [2, 2])
+            out[start:start + chunk] = pooled
+            indices.append(idx)                                                      # [n, C, H'/2, W'/2]
+        ctx.save_for_backward(x, weight, *indices)
+        ctx.crop, ctx.chunk, ctx.fmt, ctx.conv_shape = crop, chunk, fmt, conv_shape
+        ctx.has_bias = bias is not None
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        x, weight, *indices = ctx.saved_tensors
+        (h, w), chunk, fmt = ctx.crop, ctx.chunk, ctx.fmt
+        need_x, need_w, need_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2]
+        need_b = need_b and ctx.has_bias
+        grad_x = torch.zeros_like(x, memory_format=fmt) if need_x else None
+        grad_w = torch.zeros_like(weight) if need_w else None
+        grad_b = weight.new_zeros(weight.shape[0]) if need_b else None
+        for k, idx in enumerate(indices):
+            rows = slice(k * chunk, k * chunk + idx.shape[0])
+            xc = x[rows, :, :h, :w].contiguous(memory_format=fmt)
+            g = grad_out[rows].contiguous(memory_format=fmt)
+            shape_of_conv = torch.empty((idx.shape[0],) + ctx.conv_shape, dtype=g.dtype, device=g.device,
+                                        memory_format=fmt)                           # sizes only
+            g_conv = torch.ops.aten.max_pool2d_with_indices_backward(
+                g, shape_of_conv, [2, 2], [2, 2], [0, 0], [1, 1], False, idx)
+            gx, gw, gb = torch.ops.aten.convolution_backward(
+                g_conv, xc, weight, [weight.shape[0]] if ctx.has_bias else None, [1, 1], [0, 0], [1, 1],
+                False, [0, 0], 1, [need_x, need_w, need_b])
+            if need_x:
+                grad_x[rows, :, :h, :w] = gx
+            if need_w:
+                grad_w += gw
+            if need_b:
+                grad_b += gb
+        return grad_x, grad_w, grad_b, None
+
+
+__all__ = ["LIFFused", "ConvPool", "lif_fused", "lif_scan", "surrogate_grad", "conv_pool", "csnn_forward_fast"]

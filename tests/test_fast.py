@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from snn_lib.config import ModelConfig
+import snn_lib.fast
 from snn_lib.fast import conv_pool, csnn_forward_fast, lif_fused, lif_scan, surrogate_grad
 from snn_lib.model import CSNN
 from snn_lib.neurons import lif_sequence, spike_fn
@@ -125,6 +126,55 @@ def test_conv_pool_equals_pool_of_conv(size, channels_last):
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
     for g, g_ref in zip(grads, grads_ref):
         torch.testing.assert_close(g, g_ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 10_000, 2**30])   # 1 frame, 1-3 frames, all
+@pytest.mark.parametrize("size,channels_last", [(15, True), (16, False), (22, True)])
+def test_conv_pool_in_chunks(monkeypatch, chunk_bytes, size, channels_last):
+    """ConvPool's chunks (one frame each, a few frames, all at once) and its backward equal the plain
+    ops; the input's gradient is zero in the cut rows and columns and keeps the input's layout."""
+    monkeypatch.setattr(snn_lib.fast, "CHUNK_BYTES", chunk_bytes)
+    torch.manual_seed(1)
+    conv = torch.nn.Conv2d(3, 4, 5).double()
+    x = torch.randn(7, 3, size, size, dtype=torch.float64)
+    x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    x.requires_grad_(True)
+    w = torch.randn(7, 4, (size - 4) // 2, (size - 4) // 2, dtype=torch.float64)
+    out = conv_pool(conv, x, channels_last)
+    assert out.grad_fn is not None and "ConvPool" in type(out.grad_fn).__name__
+    grads = torch.autograd.grad((out * w).sum(), [x, conv.weight, conv.bias])
+    ref = torch.nn.functional.max_pool2d(conv(x), 2)
+    grads_ref = torch.autograd.grad((ref * w).sum(), [x, conv.weight, conv.bias])
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    for g, g_ref in zip(grads, grads_ref):
+        torch.testing.assert_close(g, g_ref, rtol=1e-12, atol=1e-12)
+    assert grads[0].is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    with torch.no_grad():                                 # inference: no graph, same values
+        torch.testing.assert_close(conv_pool(conv, x, channels_last), ref, rtol=1e-12, atol=1e-12)
+
+
+def test_conv_pool_ties_go_where_max_pool_sends_them():
+    """Equal values in a window (an empty region of a frame) route the gradient like max_pool2d."""
+    conv = torch.nn.Conv2d(1, 2, 3)
+    x = torch.zeros(4, 1, 12, 12)
+    x[:, :, 5:7, 5:7] = 1.0
+    x.requires_grad_(True)
+    w = torch.randn(4, 2, 5, 5)
+    grads = torch.autograd.grad((conv_pool(conv, x) * w).sum(), [x, conv.weight, conv.bias])
+    grads_ref = torch.autograd.grad((torch.nn.functional.max_pool2d(conv(x), 2) * w).sum(),
+                                    [x, conv.weight, conv.bias])
+    for g, g_ref in zip(grads, grads_ref):
+        torch.testing.assert_close(g, g_ref)
+
+
+def test_conv_pool_under_autocast_uses_the_plain_ops():
+    conv = torch.nn.Conv2d(2, 4, 5)
+    x = torch.randn(3, 2, 16, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = conv_pool(conv, x, channels_last=True)
+        ref = torch.nn.functional.max_pool2d(conv(x), 2)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, ref)
 
 
 def test_csnn_refuses_unknown_lif_impl():
