@@ -20,8 +20,10 @@ The last line printed is a JSON object: ``reference_samples_per_s``, ``fast_samp
 hardware, and every row of the table.
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` during one step; on CPU the growth of the
-process's resident memory during one step (sampled every 2 ms, large blocks returned to the
-system at once), an estimate good to a few MB.
+process's resident memory during one step (sampled every 2 ms after ``malloc_trim`` has handed
+free memory back), an estimate good to a few MB. The allocator keeps its default settings: forcing
+large blocks to be mapped and unmapped at once would make the measurement simpler but slow every
+timed step down with page faults (the fast path's large tensors far more than the loop's).
 """
 
 from __future__ import annotations
@@ -61,14 +63,9 @@ def _libc() -> ctypes.CDLL | None:
         return None
 
 
-def _return_large_blocks_to_os() -> None:
-    """glibc: serve blocks >= 1 MiB by mmap, so freed tensors leave the resident set at once."""
-    with contextlib.suppress(AttributeError):
-        _libc().mallopt(-3, 1 << 20)                       # M_MMAP_THRESHOLD
-
-
 def _trim_heap() -> None:
-    """glibc: give the free parts of the heap back, so the baseline holds only live memory."""
+    """glibc: give the free parts of every heap back, so the baseline holds only live memory and the
+    step under measurement touches its blocks afresh."""
     with contextlib.suppress(AttributeError):
         _libc().malloc_trim(0)
 
@@ -267,7 +264,6 @@ def main(argv: list[str] | None = None) -> int:
 
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
-    _return_large_blocks_to_os()
     gpu = device.type == "cuda"
     Ts = args.T or ([10, 25] if args.quick else [10, 25, 50])
     batches = args.batch or ([32] if args.quick else ([32, 128, 512, 2048] if gpu else [16, 32, 64, 128]))
