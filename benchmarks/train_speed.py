@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--T", type=int, nargs="+", help="time steps (default 10 25 50; quick: 10 25)")
     p.add_argument("--batch", type=int, nargs="+", help="batch sizes (default CPU 16 32 64 128, GPU 32 128 512 2048)")
     p.add_argument("--steps", type=int, help="steps per round and variant (default 2, quick 1)")
-    p.add_argument("--rounds", type=int, help="interleaved rounds (default 3, quick 3)")
+    p.add_argument("--rounds", type=int, help="interleaved rounds (default 3, quick 5)")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--fast-lif", default="fused", choices=["fused", "compiled"],
                    help="LIF kernels of the 'fast' column (compiled: torch.compile-made, compiles first)")
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     Ts = args.T or ([10, 25] if args.quick else [10, 25, 50])
     batches = args.batch or ([32] if args.quick else ([32, 128, 512, 2048] if gpu else [16, 32, 64, 128]))
     steps = args.steps or (1 if args.quick else 2)
-    rounds = args.rounds or 3
+    rounds = args.rounds or (5 if args.quick else 3)
     fast = Variant(f"fast ({args.fast_lif} LIF)", lif_impl=args.fast_lif)
     reference = Variant("reference (snnTorch per step)", impl="reference")
 
