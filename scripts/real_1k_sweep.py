@@ -69,7 +69,8 @@ def main() -> None:
         f"    {command}",
         "",
         f"Settings: T={cfg.data.n_time_bins}, batch {cfg.train.batch_size}, Adam lr {cfg.train.lr}, "
-        f"loss {cfg.train.loss}, {cfg.train.num_epochs} epochs, model.impl={cfg.model.impl}, beta {cfg.model.beta}.",
+        f"loss {cfg.train.loss}, {cfg.train.num_epochs} epochs, model.impl={cfg.model.impl}, beta {cfg.model.beta}, "
+        f"train.amp={cfg.train.amp} ({'bfloat16 autocast' if cfg.train.amp == 'bf16' else 'float32'}).",
         "Test set: `data.test_from_train=0.1`, the same 100 recordings (10 per class) for every seed.",
         "",
         f"| seed | test acc, last epoch | best (epoch) | range over the last {args.last} epochs | s / epoch | samples / s |",
