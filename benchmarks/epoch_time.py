@@ -1,0 +1,131 @@
+"""Time whole training epochs of the CSNN over an N-MNIST-sized dataset held on the device.
+
+Issue 5's GPU target is an epoch of 60,000 recordings at T=25 in under 2 s. ``train_speed.py``
+measures single steps; this script runs what an epoch is: every batch of a shuffled
+:class:`snn_lib.data.loader.FrameLoader` whose uint8 frames ``[N, T, 2, 34, 34]`` sit in device
+memory, forward, backward and Adam, with one synchronisation at the end of the epoch. The data are
+synthetic (``train_speed.synthetic_frames``: sparse counts on ~7% of pixels), so the time is
+meaningful and the accuracy is not: whether a setting keeps accuracy is for ``snn-train`` on real
+N-MNIST to show.
+
+    python benchmarks/epoch_time.py --device cuda                    # 60,000 recordings, batch 256
+    python benchmarks/epoch_time.py --device cuda --batch 1024 --amp bf16
+    python benchmarks/epoch_time.py --n 2000 --epochs 2              # a CPU check of the script
+
+The first epoch is a warm-up (allocations, cuDNN's algorithm search, compilation with
+``--compile``); the following ones are timed. The last line printed is a JSON object with
+``epoch_seconds`` (the fastest timed epoch), ``samples_per_s`` and the settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from train_speed import synthetic_frames  # noqa: E402  (the benchmarks folder is not a package)
+
+from snn_lib.config import ModelConfig  # noqa: E402
+from snn_lib.data.loader import FrameLoader  # noqa: E402
+from snn_lib.fast import csnn_forward_fast  # noqa: E402
+from snn_lib.model import CSNN  # noqa: E402
+from snn_lib.report import hardware  # noqa: E402
+
+
+def make_data(n: int, T: int, seed: int, chunk: int = 5000) -> tuple[torch.Tensor, torch.Tensor]:
+    """``synthetic_frames`` made ``chunk`` recordings at a time (60,000 at once would need ~14 GB of
+    float32 random numbers)."""
+    parts = [synthetic_frames(min(chunk, n - start), T, seed=seed + start) for start in range(0, n, chunk)]
+    return torch.cat([f for f, _ in parts]), torch.cat([y for _, y in parts])
+
+
+def run_epoch(model: CSNN, forward, optimizer: torch.optim.Optimizer, loader: FrameLoader,
+              amp: str, device: torch.device) -> tuple[float, float]:
+    """One epoch; returns (seconds, mean loss). One device synchronisation, at the end."""
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if amp == "bf16" else contextlib.nullcontext())
+    total = torch.zeros((), device=device)
+    start = time.perf_counter()
+    for frames, labels in loader:                                  # [T, B, 2, H, W], [B]
+        with autocast:
+            spk, _ = forward(frames)                               # [T, B, 10]
+            loss = F.cross_entropy(spk.float().sum(0), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach()
+    mean_loss = (total / len(loader)).item()                       # waits for the device
+    return time.perf_counter() - start, mean_loss
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, default=60_000, help="recordings per epoch (N-MNIST: 60,000)")
+    p.add_argument("--T", type=int, default=25, help="time bins")
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--epochs", type=int, default=3, help="epochs in all; the first is a warm-up")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--amp", default="off", choices=["off", "bf16"])
+    p.add_argument("--lif", default="fused", choices=["fused", "compiled", "scan"], help="model.lif_impl")
+    p.add_argument("--compile", default="", help="torch.compile mode for the forward pass ('' = none)")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save", help="also append the result line (markdown) to this file")
+    args = p.parse_args(argv)
+    if args.epochs < 2:
+        p.error("--epochs must be at least 2: the first epoch is a warm-up")
+
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    torch.manual_seed(args.seed)
+    frames, labels = make_data(args.n, args.T, args.seed)
+    loader = FrameLoader(frames, labels, args.batch, shuffle=True, seed=args.seed, device=device)
+    del frames
+    model = CSNN(ModelConfig(lif_impl=args.lif)).to(device)
+    if args.channels_last:
+        model.to(memory_format=torch.channels_last)
+    forward = lambda x: csnn_forward_fast(model, x)  # noqa: E731
+    if args.compile:
+        forward = torch.compile(forward, mode=args.compile)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+
+    seconds = []
+    for epoch in range(args.epochs):
+        loader.set_epoch(epoch)
+        s, loss = run_epoch(model, forward, optimizer, loader, args.amp, device)
+        seconds.append(s)
+        print(f"epoch {epoch}{' (warm-up)' if epoch == 0 else ''}: {s:.2f} s, mean loss {loss:.3f}", flush=True)
+    best = min(seconds[1:])
+    settings = (f"N={args.n}, T={args.T}, batch {args.batch}, amp={args.amp}, lif={args.lif}, "
+                f"compile={args.compile or 'off'}, channels_last={args.channels_last}")
+    line = (f"| {hardware(device)} | {settings} | {best:.2f} s | {args.n / best:,.0f} | "
+            f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, torch {torch.__version__} |")
+    print(line)
+    if args.save:
+        os.makedirs(os.path.dirname(args.save) or ".", exist_ok=True)
+        new = not os.path.exists(args.save)
+        with open(args.save, "a") as f:
+            if new:
+                f.write("Epoch time of the CSNN's fast path on synthetic N-MNIST-sized data held on the device "
+                        "(`python benchmarks/epoch_time.py ...`; fastest timed epoch, after one warm-up epoch).\n\n"
+                        "| hardware | settings | epoch | recordings / s | when |\n|---|---|---:|---:|---|\n")
+            f.write(line + "\n")
+    print(json.dumps({"epoch_seconds": round(best, 3), "samples_per_s": round(args.n / best, 1),
+                      "epochs_seconds": [round(s, 3) for s in seconds], "n": args.n, "T": args.T,
+                      "batch": args.batch, "amp": args.amp, "lif": args.lif, "compile": args.compile,
+                      "channels_last": args.channels_last, "device": str(device), "hardware": hardware(device),
+                      "torch": torch.__version__, "python": platform.python_version()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
