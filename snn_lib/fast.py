@@ -88,9 +88,8 @@ def _forward_eager(cur: torch.Tensor, beta: float, threshold: float) -> tuple[to
     mem[0].copy_(cur[0])                                     # U[0] = beta * 0 + I[0] - theta * 0
     torch.gt(mem[0], threshold, out=spk[0])                 # the comparison written as 0. / 1. directly
     for t in range(1, cur.shape[0]):
-        # same order of operations as snnTorch: (beta * U[t-1] + I[t]) - S[t-1] * theta
-        torch.mul(mem[t - 1], beta, out=mem[t])
-        mem[t].add_(cur[t]).sub_(spk[t - 1], alpha=threshold)
+        # as snnTorch: (beta * U[t-1] + I[t]) - S[t-1] * theta (the first sum in one op)
+        torch.add(cur[t], mem[t - 1], alpha=beta, out=mem[t]).sub_(spk[t - 1], alpha=threshold)
         torch.gt(mem[t], threshold, out=spk[t])
     return spk, mem
 
@@ -362,36 +361,37 @@ class ConvPool(torch.autograd.Function):
         conv_shape = (out_c, h - kh + 1, w - kw + 1)                                # per frame
         per_frame = math.prod(conv_shape) * x.element_size()
         chunk = max(1, CHUNK_BYTES // per_frame)
-        out = torch.empty((x.shape[0], out_c, conv_shape[1] // 2, conv_shape[2] // 2), dtype=x.dtype,
-                          device=x.device, memory_format=fmt)                        # [N, C, H'/2, W'/2]
-        indices = []
+        pooled_shape = (x.shape[0], out_c, conv_shape[1] // 2, conv_shape[2] // 2)     # [N, C, H'/2, W'/2]
+        out = torch.empty(pooled_shape, dtype=x.dtype, device=x.device, memory_format=fmt)
+        indices = torch.empty(pooled_shape, dtype=torch.int64, device=x.device, memory_format=fmt)
         for start in range(0, x.shape[0], chunk):
-            xc = x[start:start + chunk, :, :h, :w].contiguous(memory_format=fmt)    # [n, Cin, h, w]
-            pooled, idx = torch.ops.aten.max_pool2d_with_indices(F.conv2d(xc, weight, bias), [2, 2], [2, 2])
-            out[start:start + chunk] = pooled
-            indices.append(idx)                                                      # [n, C, H'/2, W'/2]
-        ctx.save_for_backward(x, weight, *indices)
+            rows = slice(start, start + chunk)
+            xc = x[rows, :, :h, :w].contiguous(memory_format=fmt)                   # [n, Cin, h, w]
+            torch.ops.aten.max_pool2d_with_indices.out(F.conv2d(xc, weight, bias), [2, 2], [2, 2], [0, 0], [1, 1],
+                                                       False, out=out[rows], indices=indices[rows])
+        ctx.save_for_backward(x, weight, indices)
         ctx.crop, ctx.chunk, ctx.fmt, ctx.conv_shape = crop, chunk, fmt, conv_shape
         ctx.has_bias = bias is not None
         return out
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
-        x, weight, *indices = ctx.saved_tensors
+        x, weight, indices = ctx.saved_tensors
         (h, w), chunk, fmt = ctx.crop, ctx.chunk, ctx.fmt
         need_x, need_w, need_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2]
         need_b = need_b and ctx.has_bias
         grad_x = torch.zeros_like(x, memory_format=fmt) if need_x else None
         grad_w = torch.zeros_like(weight) if need_w else None
         grad_b = weight.new_zeros(weight.shape[0]) if need_b else None
-        for k, idx in enumerate(indices):
-            rows = slice(k * chunk, k * chunk + idx.shape[0])
+        g_conv_buffer = torch.empty((min(chunk, x.shape[0]),) + ctx.conv_shape, dtype=grad_out.dtype,
+                                    device=grad_out.device, memory_format=fmt)     # reused by every chunk
+        for start in range(0, x.shape[0], chunk):
+            rows = slice(start, start + chunk)
             xc = x[rows, :, :h, :w].contiguous(memory_format=fmt)
             g = grad_out[rows].contiguous(memory_format=fmt)
-            shape_of_conv = torch.empty((idx.shape[0],) + ctx.conv_shape, dtype=g.dtype, device=g.device,
-                                        memory_format=fmt)                           # sizes only
-            g_conv = torch.ops.aten.max_pool2d_with_indices_backward(
-                g, shape_of_conv, [2, 2], [2, 2], [0, 0], [1, 1], False, idx)
+            g_conv = g_conv_buffer[:xc.shape[0]]                                    # [n, C, H', W']
+            torch.ops.aten.max_pool2d_with_indices_backward.grad_input(
+                g, g_conv, [2, 2], [2, 2], [0, 0], [1, 1], False, indices[rows], grad_input=g_conv)
             gx, gw, gb = torch.ops.aten.convolution_backward(
                 g_conv, xc, weight, [weight.shape[0]] if ctx.has_bias else None, [1, 1], [0, 0], [1, 1],
                 False, [0, 0], 1, [need_x, need_w, need_b])
