@@ -39,6 +39,7 @@ from snn_lib.data.loader import FrameLoader  # noqa: E402
 from snn_lib.fast import csnn_forward_fast  # noqa: E402
 from snn_lib.model import CSNN  # noqa: E402
 from snn_lib.report import hardware  # noqa: E402
+from snn_lib.train import keep_freed_cpu_memory  # noqa: E402
 
 
 def make_data(n: int, T: int, seed: int, chunk: int = 5000) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
 
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
+    if device.type == "cpu":
+        keep_freed_cpu_memory()                                    # as snn-train does on CPU
     torch.manual_seed(args.seed)
     frames, labels = make_data(args.n, args.T, args.seed)
     loader = FrameLoader(frames, labels, args.batch, shuffle=True, seed=args.seed, device=device)

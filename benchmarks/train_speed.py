@@ -21,9 +21,13 @@ hardware, and every row of the table.
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` during one step; on CPU the growth of the
 process's resident memory during one step (sampled every 2 ms after ``malloc_trim`` has handed
-free memory back), an estimate good to a few MB. The allocator keeps its default settings: forcing
-large blocks to be mapped and unmapped at once would make the measurement simpler but slow every
-timed step down with page faults (the fast path's large tensors far more than the loop's).
+free memory back), an estimate good to a few MB.
+
+CPU allocator: by default the script sets it up as ``snn-train`` does on CPU
+(``snn_lib.train.keep_freed_cpu_memory``: glibc keeps freed blocks for reuse instead of unmapping
+them), for both implementations; ``--malloc default`` leaves glibc's defaults, under which every
+tensor over 32 MB is mapped and zero-filled afresh in every step (the fast path's time-folded
+tensors, not the loop's per-step ones). The setting is written into the results.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from snn_lib.data.loader import FrameLoader
 from snn_lib.fast import csnn_forward_fast
 from snn_lib.model import CSNN
 from snn_lib.report import hardware
+from snn_lib.train import keep_freed_cpu_memory
 
 HEADLINE = (25, 32)                      # (T, batch): the defaults of snn-train
 
@@ -257,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fast-lif", default="fused", choices=["fused", "compiled"],
                    help="LIF kernels of the 'fast' column (compiled: torch.compile-made, compiles first)")
     p.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's own, one per core)")
+    p.add_argument("--malloc", default="train", choices=["train", "default"],
+                   help="CPU allocator: 'train' keeps freed blocks as snn-train does "
+                        "(snn_lib.train.keep_freed_cpu_memory), 'default' leaves glibc as it is")
     p.add_argument("--save", help="also write the table (markdown, hardware and command named) to this file")
     args = p.parse_args(argv)
     if args.threads:
@@ -272,8 +280,13 @@ def main(argv: list[str] | None = None) -> int:
     fast = Variant(f"fast ({args.fast_lif} LIF)", lif_impl=args.fast_lif)
     reference = Variant("reference (snnTorch per step)", impl="reference")
 
+    allocator = "not applicable (GPU)" if gpu else "glibc defaults"
+    if not gpu and args.malloc == "train":
+        allocator = ("freed blocks kept for reuse, as in snn-train (keep_freed_cpu_memory)"
+                     if keep_freed_cpu_memory() else "glibc defaults (keep_freed_cpu_memory not available)")
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    lines = [f"hardware: {hardware(device)}", f"load average at start (1, 5, 15 min): {load}", f"torch {torch.__version__}, python {platform.python_version()}, "
+    lines = [f"hardware: {hardware(device)}", f"load average at start (1, 5, 15 min): {load}",
+             f"CPU allocator, both implementations: {allocator}", f"torch {torch.__version__}, python {platform.python_version()}, "
              f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
              f"command: python {' '.join([sys.argv[0]] + (argv if argv is not None else sys.argv[1:]))}", "", HEADER]
     for line in lines:

@@ -1,4 +1,6 @@
+import ctypes.util
 import json
+import sys
 
 import pytest
 import torch
@@ -106,3 +108,11 @@ def test_evaluate_confusion_matrix_counts_every_sample(toy_nmnist, tmp_path):
     assert cm.shape == (10, 10) and cm.sum() == 30 and cm.sum(1).tolist() == [3] * 10
     assert result["accuracy"] == pytest.approx(cm.diag().sum().item() / 30)
     json.dumps(result)                                                  # JSON-ready
+
+
+def test_keep_freed_cpu_memory(monkeypatch):
+    """Set on Linux with glibc (this project's CI); refused, not raised, elsewhere."""
+    if sys.platform.startswith("linux") and ctypes.util.find_library("c"):
+        assert train_module.keep_freed_cpu_memory() is True
+    monkeypatch.setattr(train_module.sys, "platform", "darwin")
+    assert train_module.keep_freed_cpu_memory() is False
