@@ -119,13 +119,22 @@ def test_conv_pool_equals_pool_of_conv(size, channels_last):
     conv = torch.nn.Conv2d(3, 4, 5).double()
     x = torch.randn(2, 3, size, size, dtype=torch.float64, requires_grad=True)
     w = torch.randn(2, 4, (size - 4) // 2, (size - 4) // 2, dtype=torch.float64)
+    check_against_plain_ops(conv, x, w, channels_last)
+
+
+def check_against_plain_ops(conv, x, w, channels_last=False, tol=1e-12):
+    """``conv_pool(conv, x)`` and its gradients (weighted by ``w``) equal ``max_pool2d(conv(x), 2)``'s.
+    Returns ``(out, ref, grads)``; ``tol=None`` takes assert_close's defaults for the dtype."""
+    params = [x, conv.weight, conv.bias]
     out = conv_pool(conv, x, channels_last)
-    grads = torch.autograd.grad((out * w).sum(), [x, conv.weight, conv.bias])
+    grads = torch.autograd.grad((out * w).sum(), params)
     ref = torch.nn.functional.max_pool2d(conv(x), 2)
-    grads_ref = torch.autograd.grad((ref * w).sum(), [x, conv.weight, conv.bias])
-    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    grads_ref = torch.autograd.grad((ref * w).sum(), params)
+    close = {} if tol is None else {"rtol": tol, "atol": tol}
+    torch.testing.assert_close(out, ref, **close)
     for g, g_ref in zip(grads, grads_ref):
-        torch.testing.assert_close(g, g_ref, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(g, g_ref, **close)
+    return out, ref, grads
 
 
 @pytest.mark.parametrize("chunk_bytes", [1, 10_000, 2**30])   # 1 frame, 1-3 frames, all
@@ -140,14 +149,8 @@ def test_conv_pool_in_chunks(monkeypatch, chunk_bytes, size, channels_last):
     x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
     x.requires_grad_(True)
     w = torch.randn(7, 4, (size - 4) // 2, (size - 4) // 2, dtype=torch.float64)
-    out = conv_pool(conv, x, channels_last)
+    out, ref, grads = check_against_plain_ops(conv, x, w, channels_last)
     assert out.grad_fn is not None and "ConvPool" in type(out.grad_fn).__name__
-    grads = torch.autograd.grad((out * w).sum(), [x, conv.weight, conv.bias])
-    ref = torch.nn.functional.max_pool2d(conv(x), 2)
-    grads_ref = torch.autograd.grad((ref * w).sum(), [x, conv.weight, conv.bias])
-    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
-    for g, g_ref in zip(grads, grads_ref):
-        torch.testing.assert_close(g, g_ref, rtol=1e-12, atol=1e-12)
     assert grads[0].is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     with torch.no_grad():                                 # inference: no graph, same values
         torch.testing.assert_close(conv_pool(conv, x, channels_last), ref, rtol=1e-12, atol=1e-12)
@@ -159,12 +162,7 @@ def test_conv_pool_ties_go_where_max_pool_sends_them():
     x = torch.zeros(4, 1, 12, 12)
     x[:, :, 5:7, 5:7] = 1.0
     x.requires_grad_(True)
-    w = torch.randn(4, 2, 5, 5)
-    grads = torch.autograd.grad((conv_pool(conv, x) * w).sum(), [x, conv.weight, conv.bias])
-    grads_ref = torch.autograd.grad((torch.nn.functional.max_pool2d(conv(x), 2) * w).sum(),
-                                    [x, conv.weight, conv.bias])
-    for g, g_ref in zip(grads, grads_ref):
-        torch.testing.assert_close(g, g_ref)
+    check_against_plain_ops(conv, x, torch.randn(4, 2, 5, 5), tol=None)
 
 
 def test_conv_pool_under_autocast_uses_the_plain_ops():
