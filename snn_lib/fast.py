@@ -330,7 +330,8 @@ def conv_pool(conv: torch.nn.Conv2d, x: torch.Tensor, channels_last: bool = Fals
 
 
 CHUNK_BYTES = 4 * 2**20
-"""Size of one chunk's convolution output in :class:`ConvPool` (4 MiB: a few hundred frames)."""
+"""Size of one chunk's convolution output in :class:`ConvPool` (4 MiB: 97 frames in the CSNN's
+first layer, 163 in its second)."""
 
 
 def _layout(x: torch.Tensor) -> torch.memory_format:
@@ -344,12 +345,13 @@ class ConvPool(torch.autograd.Function):
 
     Autograd over the plain ops keeps the whole convolution output ``[N, C, H', W']`` (four times
     the pooled output) until the backward pass, and on CPU every pass over it runs from main
-    memory: at ``N = T * B = 800`` frames it is 35 MB, above glibc's largest ``mmap`` threshold,
-    so each step also maps and zero-fills it afresh. Here each chunk of frames is convolved and
-    pooled while it is in cache; only the pooling's argmax indices are kept, and the backward pass
-    goes chunk by chunk through the pooling and the convolution again (ATen's own backward
-    kernels, so gradients are those of the plain ops up to the order in which the weight gradient
-    is summed).
+    memory: at ``N = T * B = 800`` frames it is 35 MB, above glibc's default ``mmap`` threshold,
+    so each step also maps and zero-fills it afresh (unless
+    :func:`snn_lib.train.keep_freed_cpu_memory` has been called). Here each chunk of frames is
+    convolved and pooled while it is in cache; only the pooling's argmax indices are kept, and
+    the backward pass goes chunk by chunk through the pooling and the convolution again (ATen's
+    own backward kernels, so gradients are those of the plain ops up to the order in which the
+    weight gradient is summed).
     """
 
     @staticmethod
