@@ -1,9 +1,10 @@
 """Time whole training epochs of the CSNN over an N-MNIST-sized dataset held on the device.
 
 Issue 5's GPU target is an epoch of 60,000 recordings at T=25 in under 2 s. ``train_speed.py``
-measures single steps; this script runs what an epoch is: every batch of a shuffled
-:class:`snn_lib.data.loader.FrameLoader` whose uint8 frames ``[N, T, 2, 34, 34]`` sit in device
-memory, forward, backward and Adam, with one synchronisation at the end of the epoch. The data are
+measures single steps; this script times ``snn_lib.train.train_epoch``, the epoch loop of
+``snn-train`` itself (forward, loss, backward, Adam, and its per-step loss and accuracy), over a
+shuffled :class:`snn_lib.data.loader.FrameLoader` whose uint8 frames ``[N, T, 2, 34, 34]`` sit in
+device memory, with the model prepared by ``prepare_model`` as training does. The data are
 synthetic (``train_speed.synthetic_frames``: sparse counts on ~7% of pixels), so the time is
 meaningful and the accuracy is not: whether a setting keeps accuracy is for ``snn-train`` on real
 N-MNIST to show.
@@ -12,34 +13,31 @@ N-MNIST to show.
     python benchmarks/epoch_time.py --device cuda --batch 1024 --amp bf16
     python benchmarks/epoch_time.py --n 2000 --epochs 2              # a CPU check of the script
 
-The first epoch is a warm-up (allocations, cuDNN's algorithm search, compilation with
-``--compile``); the following ones are timed. The last line printed is a JSON object with
+The options are the ``snn-train`` settings of the same names (``train.amp``, ``train.compile``,
+``train.channels_last``, ``model.lif_impl``). The first epoch is a warm-up (allocations, cuDNN's
+algorithm search, compilation with ``--compile``); the following ones are timed. The last line printed is a JSON object with
 ``epoch_seconds`` (the fastest timed epoch), ``samples_per_s`` and the settings.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import json
 import os
 import platform
 import sys
-import time
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from train_speed import synthetic_frames  # noqa: E402  (the benchmarks folder is not a package)
 
-from snn_lib.config import ModelConfig  # noqa: E402
+from snn_lib.config import ModelConfig, TrainConfig  # noqa: E402
 from snn_lib.data.loader import FrameLoader  # noqa: E402
-from snn_lib.fast import csnn_forward_fast  # noqa: E402
 from snn_lib.model import CSNN  # noqa: E402
 from snn_lib.report import hardware  # noqa: E402
-from snn_lib.train import keep_freed_cpu_memory  # noqa: E402
+from snn_lib.train import keep_freed_cpu_memory, make_loss, prepare_model, train_epoch  # noqa: E402
 
 
 def make_data(n: int, T: int, seed: int, chunk: int = 5000) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,24 +45,6 @@ def make_data(n: int, T: int, seed: int, chunk: int = 5000) -> tuple[torch.Tenso
     float32 random numbers)."""
     parts = [synthetic_frames(min(chunk, n - start), T, seed=seed + start) for start in range(0, n, chunk)]
     return torch.cat([f for f, _ in parts]), torch.cat([y for _, y in parts])
-
-
-def run_epoch(model: CSNN, forward, optimizer: torch.optim.Optimizer, loader: FrameLoader,
-              amp: str, device: torch.device) -> tuple[float, float]:
-    """One epoch; returns (seconds, mean loss). One device synchronisation, at the end."""
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if amp == "bf16" else contextlib.nullcontext())
-    total = torch.zeros((), device=device)
-    start = time.perf_counter()
-    for frames, labels in loader:                                  # [T, B, 2, H, W], [B]
-        with autocast:
-            spk, _ = forward(frames)                               # [T, B, 10]
-            loss = F.cross_entropy(spk.float().sum(0), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total += loss.detach()
-    mean_loss = (total / len(loader)).item()                       # waits for the device
-    return time.perf_counter() - start, mean_loss
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--amp", default="off", choices=["off", "bf16"])
     p.add_argument("--lif", default="fused", choices=["fused", "compiled", "scan"], help="model.lif_impl")
-    p.add_argument("--compile", default="", help="torch.compile mode for the forward pass ('' = none)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (train.compile)")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save", help="also append the result line (markdown) to this file")
@@ -93,23 +73,23 @@ def main(argv: list[str] | None = None) -> int:
     frames, labels = make_data(args.n, args.T, args.seed)
     loader = FrameLoader(frames, labels, args.batch, shuffle=True, seed=args.seed, device=device)
     del frames
-    model = CSNN(ModelConfig(lif_impl=args.lif)).to(device)
-    if args.channels_last:
-        model.to(memory_format=torch.channels_last)
-    forward = lambda x: csnn_forward_fast(model, x)  # noqa: E731
-    if args.compile:
-        forward = torch.compile(forward, mode=args.compile)
+    train_cfg = TrainConfig(batch_size=args.batch, lr=args.lr, amp=args.amp, compile=args.compile,
+                            channels_last=args.channels_last)
+    model = CSNN(ModelConfig(lif_impl=args.lif))
+    net = prepare_model(model, train_cfg, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    loss_fn = make_loss(train_cfg.loss)
 
     seconds = []
     for epoch in range(args.epochs):
         loader.set_epoch(epoch)
-        s, loss = run_epoch(model, forward, optimizer, loader, args.amp, device)
-        seconds.append(s)
-        print(f"epoch {epoch}{' (warm-up)' if epoch == 0 else ''}: {s:.2f} s, mean loss {loss:.3f}", flush=True)
+        stats = train_epoch(net, loader, optimizer, loss_fn, train_cfg, device, desc=f"epoch {epoch}")
+        seconds.append(stats["seconds"])
+        print(f"epoch {epoch}{' (warm-up)' if epoch == 0 else ''}: {stats['seconds']:.2f} s, "
+              f"loss {stats['loss']:.3f}", flush=True)
     best = min(seconds[1:])
     settings = (f"N={args.n}, T={args.T}, batch {args.batch}, amp={args.amp}, lif={args.lif}, "
-                f"compile={args.compile or 'off'}, channels_last={args.channels_last}")
+                f"compile={args.compile}, channels_last={args.channels_last}")
     line = (f"| {hardware(device)} | {settings} | {best:.2f} s | {args.n / best:,.0f} | "
             f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, torch {torch.__version__} |")
     print(line)
@@ -119,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.save, "a") as f:
             if new:
                 f.write("Epoch time of the CSNN's fast path on synthetic N-MNIST-sized data held on the device "
-                        "(`python benchmarks/epoch_time.py ...`; fastest timed epoch, after one warm-up epoch).\n\n"
+                        "(`python benchmarks/epoch_time.py ...`: snn_lib.train.train_epoch; fastest timed epoch, "
+                        "after one warm-up epoch).\n\n"
                         "| hardware | settings | epoch | recordings / s | when |\n|---|---|---:|---:|---|\n")
             f.write(line + "\n")
     print(json.dumps({"epoch_seconds": round(best, 3), "samples_per_s": round(args.n / best, 1),
