@@ -65,10 +65,15 @@ def _f32(x: float) -> float:
 
 def surrogate_grad(x: torch.Tensor, surrogate: str, slope: float) -> torch.Tensor:
     """``H'(x)``, the surrogate derivative of the spike at ``x = U - theta`` (same shape as ``x``)."""
+    return _surrogate_grad_(x.clone(), surrogate, slope)
+
+
+def _surrogate_grad_(x: torch.Tensor, surrogate: str, slope: float) -> torch.Tensor:
+    """:func:`surrogate_grad` in place on ``x`` (no temporaries: one pass per op over ``[T, ...]``)."""
     if surrogate == "atan":
-        return slope / 2 / (1 + (math.pi / 2 * slope * x).pow(2))
+        return x.mul_(math.pi / 2 * slope).square_().add_(1.0).reciprocal_().mul_(slope / 2)
     if surrogate == "fast_sigmoid":
-        return 1.0 / (slope * x.abs() + 1.0).pow(2)
+        return x.abs_().mul_(slope).add_(1.0).square_().reciprocal_()
     raise ValueError(f"unknown surrogate {surrogate!r}: use 'atan' or 'fast_sigmoid'")
 
 
@@ -92,13 +97,6 @@ def _forward_eager(cur: torch.Tensor, beta: float, threshold: float) -> tuple[to
         torch.add(cur[t], mem[t - 1], alpha=beta, out=mem[t]).sub_(spk[t - 1], alpha=threshold)
         torch.gt(mem[t], threshold, out=spk[t])
     return spk, mem
-
-
-def _surrogate_grad_(x: torch.Tensor, surrogate: str, slope: float) -> torch.Tensor:
-    """:func:`surrogate_grad` in place on ``x`` (no temporaries: one pass per op over ``[T, ...]``)."""
-    if surrogate == "atan":
-        return x.mul_(math.pi / 2 * slope).square_().add_(1.0).reciprocal_().mul_(slope / 2)
-    return x.abs_().mul_(slope).add_(1.0).square_().reciprocal_()
 
 
 def _backward_eager(mem: torch.Tensor, grad_spk: torch.Tensor | None, grad_mem: torch.Tensor | None,
