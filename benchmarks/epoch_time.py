@@ -35,9 +35,10 @@ from train_speed import synthetic_frames  # noqa: E402  (the benchmarks folder i
 
 from snn_lib.config import ModelConfig, TrainConfig  # noqa: E402
 from snn_lib.data.loader import FrameLoader  # noqa: E402
+from snn_lib.errors import SnnError  # noqa: E402
 from snn_lib.model import CSNN  # noqa: E402
 from snn_lib.report import hardware  # noqa: E402
-from snn_lib.train import keep_freed_cpu_memory, make_loss, prepare_model, train_epoch  # noqa: E402
+from snn_lib.train import keep_freed_cpu_memory, make_loss, prepare_model, resolve_device, train_epoch  # noqa: E402
 
 
 def make_data(n: int, T: int, seed: int, chunk: int = 5000) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,8 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.epochs < 2:
         p.error("--epochs must be at least 2: the first epoch is a warm-up")
 
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = resolve_device(args.device)                           # auto: the GPU if there is one
     if device.type == "cpu":
         keep_freed_cpu_memory()                                    # as snn-train does on CPU
     torch.manual_seed(args.seed)
@@ -112,4 +112,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except SnnError as err:                                        # a setting this machine cannot run
+        sys.exit(f"epoch_time.py: {err}")

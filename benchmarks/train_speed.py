@@ -51,10 +51,11 @@ import torch.nn.functional as F
 
 from snn_lib.config import ModelConfig
 from snn_lib.data.loader import FrameLoader
+from snn_lib.errors import SnnError
 from snn_lib.fast import csnn_forward_fast
 from snn_lib.model import CSNN
 from snn_lib.report import hardware
-from snn_lib.train import keep_freed_cpu_memory
+from snn_lib.train import keep_freed_cpu_memory, resolve_device
 
 HEADLINE = (25, 32)                      # (T, batch): the defaults of snn-train
 
@@ -270,8 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = resolve_device(args.device)                           # auto: the GPU if there is one
     gpu = device.type == "cuda"
     Ts = args.T or ([10, 25] if args.quick else [10, 25, 50])
     batches = args.batch or ([32] if args.quick else ([32, 128, 512, 2048] if gpu else [16, 32, 64, 128]))
@@ -351,4 +351,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except SnnError as err:                                        # a setting this machine cannot run
+        sys.exit(f"train_speed.py: {err}")

@@ -70,3 +70,12 @@ def test_gpu_session_says_why_without_a_gpu():
     run = subprocess.run(["bash", str(BENCHMARKS / "gpu_session.sh")], capture_output=True, text=True, env=env)
     assert run.returncode == 2
     assert run.stderr.strip().count("\n") == 0 and "no CUDA device" in run.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
+@pytest.mark.parametrize("script", ["train_speed.py", "epoch_time.py"])
+def test_benchmarks_refuse_cuda_without_a_gpu_in_one_line(script):
+    run = subprocess.run([sys.executable, str(BENCHMARKS / script), "--device", "cuda"],
+                         capture_output=True, text=True)
+    assert run.returncode == 1
+    assert run.stderr.strip().count("\n") == 0 and run.stderr.startswith(f"{script}: ")
