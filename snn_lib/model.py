@@ -12,21 +12,37 @@ the "1024FC10" of the original's name; on the full 34x34 sensor it is 64 * 5 * 5
 ``CSNN.forward`` takes time-first frames ``[T, B, 2, H, W]`` and returns ``(spk, mem)`` of the
 output layer, each ``[T, B, 10]``. The prediction is the class with most output spikes.
 
-Two implementations of the same network and parameters, chosen by ``model.impl``:
-``"reference"`` steps through time calling each layer and snnTorch's ``Leaky`` once per step
-(the readable one the book teaches); ``"fast"`` (:mod:`snn_lib.fast`) runs each convolution once
-over all time steps and each LIF layer as one fused operation.
+Two implementations of the same network, side by side in :class:`CSNN` and chosen by
+``model.impl``:
+
+* ``"reference"`` (:meth:`CSNN.forward_reference`) steps through time, calling each layer and
+  snnTorch's ``Leaky`` once per step: the readable one the book teaches;
+* ``"fast"`` (:meth:`CSNN.forward_fast`) runs each convolution, pooling and the linear layer once
+  over all ``T * B`` frames, and each LIF layer as one fused operation over time
+  (:mod:`snn_lib.kernels`).
+
+They share every parameter, and the neuron's ``beta`` and ``threshold`` have one source, the
+model's :class:`~snn_lib.config.ModelConfig`: they are not in the state dict, so a checkpoint
+loads strictly into either implementation.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import struct
 
 import snntorch as snn
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig
+from .config import LOSSES, ModelConfig
+from .errors import ConfigError
+from .kernels import compiling, conv_pool, lif_kernel
 from .neurons import spike_fn
+
+NEURON_BUFFERS = ("beta", "threshold", "graded_spikes_factor", "reset_mechanism_val")
+"""snnTorch ``Leaky``'s constant buffers: kept out of the state dict (the config holds the values)."""
 
 
 def flat_features(input_size: int, channels: int, kernel_size: int) -> int:
@@ -40,13 +56,20 @@ def flat_features(input_size: int, channels: int, kernel_size: int) -> int:
     return channels * side * side
 
 
+def _float32(x: float) -> float:
+    """``x`` rounded to float32, as snnTorch stores ``beta`` and ``threshold`` (float32 buffers).
+
+    With ``struct``, not a tensor: no device sync, and ``torch.compile`` traces it without a break."""
+    return struct.unpack("f", struct.pack("f", x))[0]
+
+
 class CSNN(nn.Module):
     """12C5-MP2-64C5-MP2-FC10 spiking network (channel counts and kernel from ``ModelConfig``)."""
 
     def __init__(self, cfg: ModelConfig, input_size: int = 34, num_classes: int = 10):
         super().__init__()
+        self.cfg = dataclasses.replace(cfg)          # the model's own copy: its neuron constants
         c1, c2 = cfg.channels
-        self.cfg = cfg
         self.input_size = input_size
         self.conv1 = nn.Conv2d(2, c1, cfg.kernel_size)
         self.conv2 = nn.Conv2d(c1, c2, cfg.kernel_size)
@@ -54,12 +77,14 @@ class CSNN(nn.Module):
         grad = spike_fn(cfg.surrogate, cfg.surrogate_slope)
         self.lif1, self.lif2, self.lif3 = (snn.Leaky(beta=cfg.beta, threshold=cfg.threshold, spike_grad=grad)
                                            for _ in range(3))
+        for lif in (self.lif1, self.lif2, self.lif3):
+            for name in NEURON_BUFFERS:                    # same tensors, no longer saved
+                lif.register_buffer(name, getattr(lif, name), persistent=False)
 
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``frames [T, B, 2, H, W]`` -> ``(spk [T, B, 10], mem [T, B, 10])`` of the output layer."""
         if self.cfg.impl == "fast":
-            from .fast import csnn_forward_fast
-            return csnn_forward_fast(self, frames)
+            return self.forward_fast(frames)
         return self.forward_reference(frames)
 
     def forward_reference(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,6 +101,35 @@ class CSNN(nn.Module):
             spikes.append(spk3)
             mems.append(mem3)
         return torch.stack(spikes), torch.stack(mems)                # [T, B, 10] each
+
+    def forward_fast(self, frames: torch.Tensor, lif_impl: str | None = None,
+                     channels_last: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Time folded into the batch: the same values as :meth:`forward_reference`.
+
+        Each convolution, pooling and the linear layer run once over ``T * B`` frames
+        (:func:`~snn_lib.kernels.conv_pool`); each LIF layer is one call of the recurrence that
+        ``lif_impl`` names (default ``cfg.lif_impl``; ``"auto"`` is ``"scan"`` while the model is
+        being ``torch.compile``-d, else ``"fused"``). ``channels_last`` (default: on CPU, or when
+        the model is ``channels_last``) lays the activations out as NHWC.
+        """
+        lif_impl = lif_impl or self.cfg.lif_impl
+        if lif_impl == "auto":
+            lif_impl = "scan" if compiling() else "fused"
+        lif = lif_kernel(lif_impl)
+        # snnTorch keeps beta and threshold as float32 buffers; round the same way (no device sync)
+        neuron = dict(beta=_float32(self.cfg.beta), threshold=_float32(self.cfg.threshold),
+                      surrogate=self.cfg.surrogate, slope=float(self.cfg.surrogate_slope))
+        T, B = frames.shape[:2]
+        if channels_last is None:
+            channels_last = frames.device.type == "cpu" or self.conv1.weight.is_contiguous(
+                memory_format=torch.channels_last)
+        x = frames.flatten(0, 1)                                           # [T*B, 2, H, W]
+        cur1 = conv_pool(self.conv1, x, channels_last)                     # [T*B, 12, 15, 15]
+        spk1, _ = lif(cur1.unflatten(0, (T, B)), **neuron)                 # [T, B, 12, 15, 15]
+        cur2 = conv_pool(self.conv2, spk1.flatten(0, 1), channels_last)    # [T*B, 64, 5, 5]
+        spk2, _ = lif(cur2.unflatten(0, (T, B)), **neuron)                 # [T, B, 64, 5, 5]
+        cur3 = self.fc(spk2.flatten(2))                                    # [T, B, 10]
+        return lif(cur3, **neuron)                                         # [T, B, 10] each
 
 
 def build_model(cfg: ModelConfig, frame_shape: tuple[int, ...]) -> CSNN:
@@ -94,3 +148,13 @@ def spike_counts(spk: torch.Tensor) -> torch.Tensor:
 def predict(spk: torch.Tensor) -> torch.Tensor:
     """The class with most output spikes, ``[T, B, C]`` -> ``[B]`` (ties go to the lowest class)."""
     return spike_counts(spk).argmax(-1)
+
+
+def make_loss(name: str):
+    """The loss ``train.loss`` names: ``loss(spk [T, B, C], labels [B]) -> scalar``."""
+    if name == "ce_count":
+        return lambda spk, labels: F.cross_entropy(spike_counts(spk), labels)
+    if name == "mse_count":
+        from snntorch import functional as SF
+        return SF.mse_count_loss(correct_rate=0.8, incorrect_rate=0.2)
+    raise ConfigError(f"train.loss={name!r} is not valid: expected {' or '.join(LOSSES)}.")

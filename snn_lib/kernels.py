@@ -1,9 +1,7 @@
-"""The fast path of the CSNN: time folded into the batch, one fused LIF operation per layer.
+"""The kernels of the fast path: the LIF recurrence over all time steps, and convolution + pooling.
 
-The per-step reference (:meth:`snn_lib.model.CSNN.forward_reference`) calls every layer ``T``
-times. Convolutions, pooling and the linear layer have no state, so here they run over all
-``T * B`` frames at once (on CPU in cache-sized chunks, :class:`ConvPool`); only the LIF recurrence
-is sequential, and it runs as one autograd node per layer with its own backward pass through time.
+Functions of tensors only: this module imports nothing from :mod:`snn_lib` (the model in
+:mod:`snn_lib.model` calls it, never the other way round).
 
 Forward (snnTorch ``Leaky`` with reset by subtraction, the reset decided by the previous step)::
 
@@ -22,45 +20,36 @@ Surrogates (as in :mod:`snntorch.surrogate`, ``x = U - theta``)::
     atan (alpha):          H'(x) = (alpha / 2) / (1 + (pi / 2 * alpha * x)**2)
     fast_sigmoid (slope):  H'(x) = 1 / (1 + slope * |x|)**2
 
-Interchangeable implementations of the recurrence:
+Three interchangeable implementations of the recurrence (:data:`LIF_IMPLS`, the names of the
+``model.lif_impl`` setting):
 
-* :func:`lif_fused` - a custom :class:`torch.autograd.Function`, only the membrane saved for
-  backward. ``kernels="eager"``: in-place PyTorch ops per time step into preallocated ``[T, ...]``
-  outputs (the default, nothing to compile). ``kernels="compiled"``: each pass is one
-  ``torch.compile``-generated kernel over ``[T, N]`` (a C++/OpenMP loop on CPU, Triton on GPU).
-* :func:`lif_scan` - the same recurrence written with plain differentiable ops (a straight-through
-  spike), for a model that is ``torch.compile``-d as a whole; :func:`csnn_forward_fast` switches
-  to it by itself while being compiled.
+* ``"fused"``: :func:`lif_fused`, a custom :class:`torch.autograd.Function` that saves only the
+  membrane for backward and runs each pass as a few in-place PyTorch ops per time step into
+  preallocated ``[T, ...]`` outputs (nothing to compile);
+* ``"compiled"``: :func:`lif_fused` with ``compiled=True``, each pass one ``torch.compile``-made
+  kernel over ``[T, N]`` (a C++/OpenMP loop on CPU, a Triton kernel on GPU);
+* ``"scan"``: :func:`lif_scan`, the same recurrence in plain differentiable ops, for a model that
+  is ``torch.compile``-d as a whole.
 
 All return ``(spk, mem)`` shaped like the input current, in its dtype; a bf16 or fp16 current
 (autocast) is integrated in float32 and the spikes (exactly 0 or 1) and membrane come back in the
-input dtype. No hand-written Triton kernel: on a GPU the compiled kernels are inductor's Triton
-(untested on GPU here; ``benchmarks/README.md`` says what was measured where).
+input dtype.
+
+:func:`conv_pool` is ``max_pool2d(conv2d(x), 2)`` over all ``T * B`` frames at once, computing only
+the convolution outputs the pooling reads; on CPU it runs in cache-sized chunks (:class:`ConvPool`).
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
-if TYPE_CHECKING:
-    from .model import CSNN
-
 SURROGATES = ("atan", "fast_sigmoid")
 LIF_IMPLS = ("fused", "compiled", "scan")
-
-
-def _f32(x: float) -> float:
-    """``x`` rounded to float32, as snnTorch stores ``beta`` and ``threshold`` (float32 buffers).
-
-    With ``struct``, not a tensor: no device sync, and ``torch.compile`` traces it without a break."""
-    return struct.unpack("f", struct.pack("f", x))[0]
 
 
 def surrogate_grad(x: torch.Tensor, surrogate: str, slope: float) -> torch.Tensor:
@@ -167,21 +156,21 @@ def _unflatten_like(flat: torch.Tensor, like: torch.Tensor, order: list[int]) ->
 class LIFFused(torch.autograd.Function):
     """The whole LIF recurrence as one autograd node (equations in the module docstring).
 
-    ``kernels="eager"`` runs the loops as a few PyTorch ops per time step; ``"compiled"`` runs
-    each pass as one ``torch.compile``-generated kernel over ``[T, N]``.
+    ``compiled=False`` runs each pass as a few PyTorch ops per time step; ``compiled=True`` as one
+    ``torch.compile``-generated kernel over ``[T, N]``.
     """
 
     @staticmethod
     def forward(ctx, cur: torch.Tensor, beta: float, threshold: float, surrogate: str, slope: float,
-                kernels: str) -> tuple[torch.Tensor, torch.Tensor]:
-        if kernels == "compiled":
+                compiled: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        if compiled:
             flat, order = _storage_2d(cur)                                           # [T, N]
             spk, mem = (_unflatten_like(x, cur, order) for x in _compiled("forward")(flat, beta, threshold))
         else:
             spk, mem = _forward_eager(cur, beta, threshold)
         ctx.save_for_backward(mem)                           # only the membrane: H'(U - theta)
         ctx.set_materialize_grads(False)                     # an unused output's gradient stays None
-        ctx.beta, ctx.threshold, ctx.surrogate, ctx.slope, ctx.kernels = beta, threshold, surrogate, slope, kernels
+        ctx.beta, ctx.threshold, ctx.surrogate, ctx.slope, ctx.compiled = beta, threshold, surrogate, slope, compiled
         return spk, mem
 
     @staticmethod
@@ -190,7 +179,7 @@ class LIFFused(torch.autograd.Function):
         args = (ctx.beta, ctx.threshold, ctx.surrogate, ctx.slope)
         if grad_spk is None and grad_mem is None:
             return None, None, None, None, None, None
-        if ctx.kernels == "compiled":
+        if ctx.compiled:
             grad_spk, grad_mem = (torch.zeros_like(mem) if g is None else g for g in (grad_spk, grad_mem))
             flat, order = _storage_2d(mem)
             same = [x.permute(order).reshape(flat.shape) for x in (grad_spk, grad_mem)]   # [T, N], copies if laid out otherwise
@@ -200,33 +189,31 @@ class LIFFused(torch.autograd.Function):
         return grad, None, None, None, None, None
 
 
-def _check(cur: torch.Tensor, surrogate: str) -> None:
+def _check_current(cur: torch.Tensor, surrogate: str) -> None:
     if surrogate not in SURROGATES:
         raise ValueError(f"unknown surrogate {surrogate!r}: use 'atan' or 'fast_sigmoid'")
     if cur.dim() < 1 or cur.shape[0] < 1:
         raise ValueError(f"expected a time-first current [T, ...] with T >= 1, got shape {tuple(cur.shape)}")
 
 
-def _work_dtype(cur: torch.Tensor) -> torch.Tensor:
-    """Half-precision currents are integrated in float32 (the membrane is a running sum)."""
+def _in_float32(cur: torch.Tensor) -> torch.Tensor:
+    """A half-precision current as float32 (the membrane is a running sum); others as they are."""
     return cur.float() if cur.dtype in (torch.float16, torch.bfloat16) else cur
 
 
 def lif_fused(cur: torch.Tensor, beta: float = 0.9, threshold: float = 1.0, surrogate: str = "atan",
-              slope: float = 2.0, kernels: str = "eager") -> tuple[torch.Tensor, torch.Tensor]:
+              slope: float = 2.0, compiled: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """LIF over time as one autograd node: ``cur [T, ...]`` -> ``(spk [T, ...], mem [T, ...])``.
 
     Equal to :func:`snn_lib.neurons.lif_sequence` (and to snnTorch's ``Leaky`` stepped ``T`` times
     from zero) in forward values and in gradients, with ``beta`` clamped to [0, 1] like snnTorch.
-    ``kernels``: ``"eager"`` (PyTorch ops per step) or ``"compiled"`` (one ``torch.compile``-made
-    kernel per pass; the first call compiles, tens of seconds on a small CPU).
+    ``compiled``: run each pass as one ``torch.compile``-made kernel (the first call compiles, tens
+    of seconds on a small CPU) instead of PyTorch ops per step.
     """
-    _check(cur, surrogate)
-    if kernels not in ("eager", "compiled"):
-        raise ValueError(f"kernels={kernels!r}: use 'eager' or 'compiled'")
-    work = _work_dtype(cur)
+    _check_current(cur, surrogate)
+    work = _in_float32(cur)
     spk, mem = LIFFused.apply(work, min(max(float(beta), 0.0), 1.0), float(threshold), surrogate, float(slope),
-                              kernels)
+                              bool(compiled))
     return spk.to(cur.dtype), mem.to(cur.dtype)
 
 
@@ -237,8 +224,8 @@ def lif_scan(cur: torch.Tensor, beta: float = 0.9, threshold: float = 1.0, surro
     The spike is ``H(x) + (p(x) - p(x).detach())`` with ``p' = H'``: exactly 0 or 1 forward, the
     surrogate derivative backward. The reset uses the previous spike, detached.
     """
-    _check(cur, surrogate)
-    work = _work_dtype(cur)
+    _check_current(cur, surrogate)
+    work = _in_float32(cur)
     beta = min(max(float(beta), 0.0), 1.0)
     mem = torch.zeros_like(work[0])
     fired = torch.zeros_like(work[0])
@@ -254,54 +241,25 @@ def lif_scan(cur: torch.Tensor, beta: float = 0.9, threshold: float = 1.0, surro
     return torch.stack(spikes).to(cur.dtype), torch.stack(mems).to(cur.dtype)
 
 
-def _compiling() -> bool:
+LifFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
+
+
+def lif_kernel(impl: str) -> LifFn:
+    """The LIF function of one of :data:`LIF_IMPLS`: ``fn(cur, beta, threshold, surrogate, slope)``."""
+    if impl == "fused":
+        return lif_fused
+    if impl == "compiled":
+        return functools.partial(lif_fused, compiled=True)
+    if impl == "scan":
+        return lif_scan
+    raise ValueError(f"lif_impl={impl!r}: use one of {', '.join(LIF_IMPLS)}")
+
+
+def compiling() -> bool:
+    """True while ``torch.compile`` traces the caller (plain ops are then used instead of the
+    custom autograd functions, which it would have to break the graph for)."""
     compiler = getattr(torch, "compiler", None)
     return bool(compiler is not None and hasattr(compiler, "is_compiling") and compiler.is_compiling())
-
-
-def csnn_forward_fast(model: "CSNN", frames: torch.Tensor, lif_impl: str | None = None,
-                      channels_last: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``frames [T, B, 2, H, W]`` -> ``(spk [T, B, 10], mem [T, B, 10])``, equal to the reference.
-
-    Each convolution, pooling and the linear layer run once over ``T * B`` frames (NHWC on CPU or
-    when the model is ``channels_last``; see :func:`conv_pool`); each LIF layer is one call of the
-    recurrence chosen by ``lif_impl``:
-
-    * ``"fused"``: :func:`lif_fused` with eager kernels (no compilation; the default);
-    * ``"compiled"``: :func:`lif_fused` with ``torch.compile``-made kernels (fastest on CPU once
-      compiled; the first call compiles);
-    * ``"scan"``: :func:`lif_scan`, plain ops, for a model that is ``torch.compile``-d as a whole;
-    * ``"auto"``: ``"scan"`` while being compiled, else ``"fused"``.
-
-    ``None`` takes ``model.cfg.lif_impl`` when the config has that field, else ``"auto"``.
-    ``channels_last=None``: NHWC activations on CPU or for a ``channels_last`` model, else NCHW.
-    """
-    if lif_impl is None:
-        lif_impl = getattr(model.cfg, "lif_impl", "auto")
-    if lif_impl == "auto":
-        lif_impl = "scan" if _compiling() else "fused"
-    if lif_impl not in LIF_IMPLS:
-        raise ValueError(f"lif_impl={lif_impl!r}: use 'auto', 'fused', 'compiled' or 'scan'")
-    if lif_impl == "scan":
-        lif = lif_scan
-    else:
-        kernels = "compiled" if lif_impl == "compiled" else "eager"
-        lif = functools.partial(lif_fused, kernels=kernels)
-    cfg = model.cfg
-    # snnTorch keeps beta and threshold as float32 buffers; round the same way (no device sync)
-    opts = dict(beta=_f32(cfg.beta), threshold=_f32(cfg.threshold), surrogate=cfg.surrogate,
-                slope=float(cfg.surrogate_slope))
-    T, B = frames.shape[:2]
-    if channels_last is None:
-        channels_last = frames.device.type == "cpu" or model.conv1.weight.is_contiguous(
-            memory_format=torch.channels_last)
-    x = frames.flatten(0, 1)                                           # [T*B, 2, H, W]
-    cur1 = conv_pool(model.conv1, x, channels_last)                    # [T*B, 12, 15, 15]
-    spk1, _ = lif(cur1.unflatten(0, (T, B)), **opts)                   # [T, B, 12, 15, 15]
-    cur2 = conv_pool(model.conv2, spk1.flatten(0, 1), channels_last)   # [T*B, 64, 5, 5]
-    spk2, _ = lif(cur2.unflatten(0, (T, B)), **opts)                   # [T, B, 64, 5, 5]
-    cur3 = model.fc(spk2.flatten(2))                                   # [T, B, 10]
-    return lif(cur3, **opts)                                           # [T, B, 10] each
 
 
 def conv_pool(conv: torch.nn.Conv2d, x: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
@@ -320,7 +278,7 @@ def conv_pool(conv: torch.nn.Conv2d, x: torch.Tensor, channels_last: bool = Fals
     if (sh, sw) == (1, 1) and conv.padding in ((0, 0), "valid") and conv.dilation == (1, 1):
         out_h, out_w = x.shape[-2] - kh + 1, x.shape[-1] - kw + 1
         crop = (2 * (out_h // 2) + kh - 1, 2 * (out_w // 2) + kw - 1)
-        if (conv.groups == 1 and x.device.type == "cpu" and not _compiling()
+        if (conv.groups == 1 and x.device.type == "cpu" and not compiling()
                 and not torch.is_autocast_enabled("cpu")):
             return ConvPool.apply(x, conv.weight, conv.bias, crop)
         x = x[..., :crop[0], :crop[1]]
@@ -328,8 +286,8 @@ def conv_pool(conv: torch.nn.Conv2d, x: torch.Tensor, channels_last: bool = Fals
 
 
 CHUNK_BYTES = 4 * 2**20
-"""Size of one chunk's convolution output in :class:`ConvPool` (4 MiB: 97 frames in the CSNN's
-first layer, 163 in its second)."""
+"""Size of one chunk's convolution output in :class:`ConvPool`: small enough to stay in a CPU's
+cache between the convolution that writes it and the pooling that reads it."""
 
 
 def _layout(x: torch.Tensor) -> torch.memory_format:
@@ -342,14 +300,11 @@ class ConvPool(torch.autograd.Function):
     in chunks of frames, with its own backward pass.
 
     Autograd over the plain ops keeps the whole convolution output ``[N, C, H', W']`` (four times
-    the pooled output) until the backward pass, and on CPU every pass over it runs from main
-    memory: at ``N = T * B = 800`` frames it is 35 MB, above glibc's default ``mmap`` threshold,
-    so each step also maps and zero-fills it afresh (unless
-    :func:`snn_lib.train.keep_freed_cpu_memory` has been called). Here each chunk of frames is
-    convolved and pooled while it is in cache; only the pooling's argmax indices are kept, and
-    the backward pass goes chunk by chunk through the pooling and the convolution again (ATen's
-    own backward kernels, so gradients are those of the plain ops up to the order in which the
-    weight gradient is summed).
+    the pooled output) until the backward pass, and every pass over a tensor that large runs from
+    main memory. Here each chunk of frames is convolved and pooled while it is in cache; only the
+    pooling's argmax indices are kept, and the backward pass goes chunk by chunk through the
+    pooling and the convolution again, with ATen's own backward kernels (so the gradients are those
+    of the plain ops, up to the order in which the weight gradient is summed).
     """
 
     @staticmethod
@@ -404,4 +359,5 @@ class ConvPool(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None
 
 
-__all__ = ["LIFFused", "ConvPool", "lif_fused", "lif_scan", "surrogate_grad", "conv_pool", "csnn_forward_fast"]
+__all__ = ["LIF_IMPLS", "SURROGATES", "ConvPool", "LIFFused", "compiling", "conv_pool", "lif_fused", "lif_kernel", "lif_scan",
+           "surrogate_grad"]

@@ -1,4 +1,5 @@
-"""The fast path (snn_lib.fast) equals the per-step snnTorch reference: spikes, membrane, gradients."""
+"""The kernels (snn_lib.kernels) and the CSNN's fast forward equal the per-step snnTorch reference:
+spikes, membrane, gradients."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import pytest
 import torch
 
 from snn_lib.config import ModelConfig
-import snn_lib.fast
-from snn_lib.fast import conv_pool, csnn_forward_fast, lif_fused, lif_scan, surrogate_grad
+import snn_lib.kernels
+from snn_lib.kernels import conv_pool, lif_fused, lif_scan, surrogate_grad
 from snn_lib.model import CSNN
 from snn_lib.neurons import lif_sequence, spike_fn
 
@@ -103,7 +104,7 @@ def test_csnn_lif_impls_agree(lif_impl, channels_last):
     w_spk, w_mem = torch.randn(5, 3, 10, dtype=torch.float64), torch.randn(5, 3, 10, dtype=torch.float64)
     s_ref, m_ref, g_ref = run(ref, frames, w_spk, w_mem)
     fast.zero_grad()
-    spk, mem = csnn_forward_fast(fast, frames, lif_impl=lif_impl, channels_last=channels_last)
+    spk, mem = fast.forward_fast(frames, lif_impl=lif_impl, channels_last=channels_last)
     ((spk * w_spk).sum() + (mem * w_mem).sum()).backward()
     torch.testing.assert_close(spk, s_ref, rtol=0, atol=0)
     torch.testing.assert_close(mem, m_ref, rtol=1e-5, atol=1e-5)
@@ -142,7 +143,7 @@ def check_against_plain_ops(conv, x, w, channels_last=False, tol=1e-12):
 def test_conv_pool_in_chunks(monkeypatch, chunk_bytes, size, channels_last):
     """ConvPool's chunks (one frame each, a few frames, all at once) and its backward equal the plain
     ops; the input's gradient is zero in the cut rows and columns and keeps the input's layout."""
-    monkeypatch.setattr(snn_lib.fast, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(snn_lib.kernels, "CHUNK_BYTES", chunk_bytes)
     torch.manual_seed(1)
     conv = torch.nn.Conv2d(3, 4, 5).double()
     x = torch.randn(7, 3, size, size, dtype=torch.float64)
@@ -178,7 +179,7 @@ def test_conv_pool_under_autocast_uses_the_plain_ops():
 def test_csnn_refuses_unknown_lif_impl():
     _, fast = make_pair(ModelConfig(channels=(2, 2)), 16, torch.float32)
     with pytest.raises(ValueError, match="lif_impl"):
-        csnn_forward_fast(fast, torch.zeros(2, 1, 2, 16, 16), lif_impl="triton")
+        fast.forward_fast(torch.zeros(2, 1, 2, 16, 16), lif_impl="triton")
 
 
 def test_checkpoint_serves_both_paths():
@@ -189,7 +190,7 @@ def test_checkpoint_serves_both_paths():
     frames = random_frames(3, 2, 20, torch.float32)
     with torch.no_grad():
         torch.testing.assert_close(fast(frames), ref(frames), rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(csnn_forward_fast(ref, frames), ref(frames), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(ref.forward_fast(frames), ref(frames), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("lif", [lif_fused, lif_scan])
@@ -221,7 +222,7 @@ def test_compiled_kernels_match_lif_sequence(surrogate, slope):
     torch.manual_seed(2)
     cur = (torch.randn(6, 3, 7, dtype=torch.float64) * 1.5 + 0.4).requires_grad_()
     g_spk, g_mem = torch.randn(6, 3, 7, dtype=torch.float64), torch.randn(6, 3, 7, dtype=torch.float64)
-    spk, mem = lif_fused(cur, 0.8, 1.0, surrogate, slope, kernels="compiled")
+    spk, mem = lif_fused(cur, 0.8, 1.0, surrogate, slope, compiled=True)
     grad, = torch.autograd.grad((spk * g_spk).sum() + (mem * g_mem).sum(), cur)
     spk_ref, mem_ref = lif_sequence(cur, 0.8, 1.0, spike=keep_dtype(spike_fn(surrogate, slope)))
     grad_ref, = torch.autograd.grad((spk_ref * g_spk).sum() + (mem_ref * g_mem).sum(), cur)
@@ -232,7 +233,7 @@ def test_compiled_kernels_match_lif_sequence(surrogate, slope):
     # an NHWC current [T, B, C, H, W] (as the CPU fast path makes): values equal, layout kept
     nhwc = (torch.randn(6 * 2, 3, 4, 5, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
             .unflatten(0, (6, 2)).requires_grad_())
-    spk, mem = lif_fused(nhwc, 0.8, 1.0, surrogate, slope, kernels="compiled")
+    spk, mem = lif_fused(nhwc, 0.8, 1.0, surrogate, slope, compiled=True)
     grad, = torch.autograd.grad((spk * mem).sum(), nhwc)
     spk_ref, mem_ref = lif_fused(nhwc, 0.8, 1.0, surrogate, slope)
     grad_ref, = torch.autograd.grad((spk_ref * mem_ref).sum(), nhwc)
@@ -288,3 +289,21 @@ def test_half_precision_current_is_integrated_in_float32():
 def test_lif_fused_refuses_unknown_surrogate():
     with pytest.raises(ValueError, match="surrogate"):
         lif_fused(torch.zeros(2, 2), surrogate="sigmoid")
+
+
+def test_lif_kernel_names_each_implementation():
+    from snn_lib.kernels import LIF_IMPLS, LIFFused, lif_kernel
+    cur = (torch.randn(5, 3, dtype=torch.float64) + 0.5).requires_grad_()
+    outputs = {name: lif_kernel(name)(cur, 0.5, 1.0, "atan", 2.0) for name in ("fused", "scan")}
+    assert type(outputs["fused"][0].grad_fn).__name__ == "LIFFusedBackward" and LIFFused.__name__ in str(
+        type(outputs["fused"][0].grad_fn))
+    torch.testing.assert_close(outputs["fused"], outputs["scan"])
+    assert set(LIF_IMPLS) == {"fused", "compiled", "scan"}
+    assert lif_kernel("compiled").keywords == {"compiled": True}
+    with pytest.raises(ValueError, match="lif_impl='triton'"):
+        lif_kernel("triton")
+
+
+def test_compiling_is_false_in_eager_code():
+    from snn_lib.kernels import compiling
+    assert compiling() is False
