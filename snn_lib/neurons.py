@@ -20,6 +20,8 @@ from collections.abc import Callable
 import torch
 from snntorch import surrogate
 
+from .kernels import SURROGATES
+
 SpikeFn = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -29,7 +31,7 @@ def spike_fn(name: str = "atan", slope: float = 2.0) -> SpikeFn:
         return surrogate.atan(alpha=slope)
     if name == "fast_sigmoid":
         return surrogate.fast_sigmoid(slope=slope)
-    raise ValueError(f"unknown surrogate {name!r}: use 'atan' or 'fast_sigmoid'")
+    raise ValueError(f"unknown surrogate {name!r}: use one of {', '.join(SURROGATES)}")
 
 
 def beta_from_tau(tau_mem_ms: float, dt_ms: float) -> float:
@@ -61,3 +63,12 @@ def lif_sequence(cur: torch.Tensor, beta: float = 0.9, threshold: float = 1.0, m
         spikes.append(spk)
         mems.append(mem)
     return torch.stack(spikes), torch.stack(mems)
+
+
+def step_current(num_steps: int = 80, current: float = 0.3, start: int = 10,
+                 stop: int | None = None) -> torch.Tensor:
+    """An input current ``[T]`` that is ``current`` from step ``start`` until ``stop`` (default: the
+    end) and 0 elsewhere: the step input of the book's neuron experiments."""
+    cur = torch.zeros(num_steps)
+    cur[start:stop] = current
+    return cur

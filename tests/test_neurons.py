@@ -2,7 +2,7 @@ import pytest
 import snntorch as snn
 import torch
 
-from snn_lib.neurons import beta_from_tau, lif_sequence, lif_step, spike_fn
+from snn_lib.neurons import beta_from_tau, lif_sequence, lif_step, spike_fn, step_current
 
 
 def test_lif_step_golden_values_below_threshold():
@@ -56,3 +56,9 @@ def test_bad_reset_and_surrogate_are_refused():
         lif_step(torch.zeros(1), torch.zeros(1), reset="sideways")
     with pytest.raises(ValueError, match="surrogate"):
         spike_fn("relu")
+
+
+def test_step_current():
+    cur = step_current(num_steps=8, current=0.5, start=2, stop=5)
+    assert cur.tolist() == [0, 0, 0.5, 0.5, 0.5, 0, 0, 0]
+    assert step_current(num_steps=4, current=1.0, start=1).tolist() == [0, 1, 1, 1]

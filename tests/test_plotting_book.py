@@ -10,7 +10,8 @@ from matplotlib.animation import FuncAnimation
 from matplotlib.figure import Figure
 
 from snn_lib import plotting
-from snn_lib.neurons import lif_sequence
+from snn_lib.encoding import encode_digit
+from snn_lib.neurons import lif_sequence, step_current
 
 
 @pytest.fixture
@@ -46,27 +47,9 @@ def test_plot_raster_draws_one_dot_per_spike_and_off_spikes_apart():
     assert ax.get_xlim() == (-0.5, 9.5) and ax.get_ylim() == (-0.5, 19.5)
 
 
-def test_encode_digit_rate_and_latency(image):
-    rate, latency = plotting.encode_digit(image, num_steps=400, gain=0.5, threshold=0.1, seed=1)
-    assert rate.shape == latency.shape == (400, 28, 28)
-    assert rate[:, image == 0].sum() == 0
-    assert abs(rate[:, 5:10, 5:10].mean().item() - 0.5) < 0.03            # gain 0.5 x intensity 1
-    assert latency.sum(0)[image >= 0.1].eq(1).all()                       # one spike per lit pixel
-    assert latency[0, 5:10, 5:10].eq(1).all()                             # white spikes first
-    assert latency[:, 20, 3:23].argmax(0).eq(round(399 * 0.7)).all()     # (T - 1)(1 - x)
-    dark, _ = plotting.encode_digit(image, num_steps=10, threshold=0.5)[1], None
-    assert dark[:, 20, 3:23].sum() == 0                                   # below threshold: silent
-
-
-def test_encode_digit_is_reproducible(image):
-    a, _ = plotting.encode_digit(image, num_steps=20, seed=3)
-    b, _ = plotting.encode_digit(image, num_steps=20, seed=3)
-    assert torch.equal(a, b)
-
-
 def test_plot_spike_encodings_counts_the_spikes_it_draws(image):
     fig = plotting.plot_spike_encodings(image, num_steps=30, gain=1.0, threshold=0.1)
-    rate, latency = plotting.encode_digit(image, num_steps=30, gain=1.0, threshold=0.1)
+    rate, latency = encode_digit(image, num_steps=30, gain=1.0, threshold=0.1)
     raster_rate, _, raster_lat, _ = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
     assert _dots(raster_rate) == int(rate.sum())
     assert _dots(raster_lat) == int(latency.sum()) == 25 + 20
@@ -98,14 +81,9 @@ def test_plot_lif_trace_draws_each_neuron_and_its_spikes():
     assert drawn == [int(traces[r][0].sum()) for r in ("subtract", "zero")]
 
 
-def test_step_current():
-    cur = plotting.step_current(num_steps=8, current=0.5, start=2, stop=5)
-    assert cur.tolist() == [0, 0, 0.5, 0.5, 0.5, 0, 0, 0]
-
-
 def test_plot_lif_response_title_counts_the_spikes():
     fig = plotting.plot_lif_response(beta=0.8, threshold=1.0, current=0.5, num_steps=40, reset="zero")
-    spk, _ = lif_sequence(plotting.step_current(40, 0.5), beta=0.8, threshold=1.0, reset="zero")
+    spk, _ = lif_sequence(step_current(40, 0.5), beta=0.8, threshold=1.0, reset="zero")
     assert f"{int(spk.sum())} spikes" in fig.axes[0].get_title()
     assert int(spk.sum()) > 0
 

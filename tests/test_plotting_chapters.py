@@ -93,3 +93,13 @@ def test_plot_layer_activity_counts_and_rates():
     np.testing.assert_array_equal([p.get_height() for p in bars.patches], layers["out"].sum(0).numpy())
     titles = [ax.get_title() for ax in fig.axes]
     assert f"conv: {int(layers['conv'].sum())} spikes" in titles
+
+
+def test_plot_frames_shows_on_minus_off_at_the_chosen_steps(events):
+    frames = events_to_frames(events, n_time_bins=5)                 # [5, 2, 34, 34]
+    fig = plotting.plot_frames(frames, steps=[0, 3], title="toy")
+    assert isinstance(fig, Figure)
+    first, second = fig.axes
+    np.testing.assert_array_equal(np.asarray(second.images[0].get_array()),
+                                  frames[3, 1].astype(float) - frames[3, 0])
+    assert [ax.get_title() for ax in fig.axes] == ["t=0", "t=3"] and fig._suptitle.get_text() == "toy"

@@ -48,3 +48,24 @@ def test_plot_step_times_leaves_room_for_the_median_labels():
     fig = plotting.plot_step_times({"slow": [100.0, 300.0], "fast": [10.0]})
     left, right = fig.axes[0].get_xlim()
     assert left == 0 and right > 300.0
+
+
+def test_plot_train_loss_and_test_acc_draw_the_history():
+    history = [{"epoch": 1, "train_loss": 2.0, "test_acc": 0.5}, {"epoch": 2, "train_loss": 1.0, "test_acc": 0.75}]
+    loss = plotting.plot_train_loss(history)
+    acc = plotting.plot_test_acc(history)
+    assert isinstance(loss, Figure) and isinstance(acc, Figure)
+    (line,) = loss.axes[0].get_lines()
+    assert line.get_xdata().tolist() == [1, 2] and line.get_ydata().tolist() == [2.0, 1.0]
+    (line,) = acc.axes[0].get_lines()
+    assert line.get_ydata().tolist() == [50.0, 75.0]                          # in percent
+
+
+def test_plot_confusion_normalises_each_true_class():
+    confusion = torch.tensor([[3, 1], [0, 4]])
+    fig = plotting.plot_confusion(confusion)
+    assert isinstance(fig, Figure)
+    image = fig.axes[0].images[0].get_array()
+    np.testing.assert_allclose(np.asarray(image), [[0.75, 0.25], [0.0, 1.0]])
+    raw = plotting.plot_confusion(confusion, normalize=False).axes[0].images[0].get_array()
+    np.testing.assert_allclose(np.asarray(raw), [[3, 1], [0, 4]])

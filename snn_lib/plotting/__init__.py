@@ -20,8 +20,8 @@ from .training import (
     plot_layer_activity, plot_per_class_accuracy, plot_step_times,
 )
 from .spikes import (
-    plot_images, plot_raster, encode_digit, plot_spike_encodings, animate_spike_frames,
-    plot_lif_trace, step_current, plot_lif_response, plot_surrogates, plot_spike_images,
+    plot_images, plot_raster, plot_spike_encodings, animate_spike_frames,
+    plot_lif_trace, plot_lif_response, plot_surrogates, plot_spike_images,
 )
 from .events import (
     plot_frames, plot_events_3d, animate_events, plot_time_bins, plot_recordings,
@@ -29,9 +29,9 @@ from .events import (
 
 __all__ = [
     "animate_events", "animate_spike_counts", "animate_spike_frames", "animation_html",
-    "encode_digit", "new_figure", "plot_confusion", "plot_events_3d", "plot_frames", "plot_images",
+    "new_figure", "plot_confusion", "plot_events_3d", "plot_frames", "plot_images",
     "plot_layer_activity", "plot_lif_response", "plot_lif_trace", "plot_metric",
     "plot_per_class_accuracy", "plot_raster", "plot_recordings", "plot_spike_encodings",
     "plot_spike_images", "plot_step_times", "plot_surrogates", "plot_test_acc", "plot_time_bins",
-    "plot_train_loss", "save_gif", "step_current",
+    "plot_train_loss", "save_gif",
 ]

@@ -27,6 +27,7 @@ def plot_frames(frames: torch.Tensor | np.ndarray, steps: Sequence[int] | None =
         ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=9)
+    return fig
 
 
 def _event_fields(events: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

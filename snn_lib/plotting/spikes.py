@@ -10,6 +10,8 @@ import torch
 from matplotlib.animation import FuncAnimation
 from matplotlib.figure import Figure
 
+from ..encoding import encode_digit
+from ..neurons import step_current
 from .base import _freeze_layout, _np, new_figure
 
 
@@ -57,25 +59,6 @@ def plot_raster(spikes: torch.Tensor | np.ndarray, title: str = "") -> Figure:
     fig = new_figure(6, 3.2)
     _raster_on(fig.subplots(), s, title)
     return fig
-
-
-def encode_digit(image: torch.Tensor | np.ndarray, num_steps: int = 50, gain: float = 1.0,
-                 threshold: float = 0.01, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rate and latency codes of one image ``[H, W]`` (values 0-1) with snnTorch's ``spikegen``.
-
-    Rate: each pixel spikes at each step with probability ``gain * intensity`` (clipped to 1).
-    Latency: each pixel spikes once, brighter pixels earlier: ``spikegen.latency`` with
-    ``linear=True, normalize=True`` puts a pixel of intensity x at step ``round((T - 1) * (1 - x))``,
-    and ``clip=True`` silences pixels below ``threshold``. Returns ``(rate [T, H, W], latency [T, H, W])``.
-    """
-    from snntorch import spikegen
-
-    x = torch.as_tensor(_np(image), dtype=torch.float32)
-    torch.manual_seed(seed)
-    rate = spikegen.rate(torch.clamp(x * gain, 0, 1), num_steps=num_steps)
-    latency = spikegen.latency(x, num_steps=num_steps, threshold=threshold, normalize=True,
-                               linear=True, clip=True)
-    return rate, latency
 
 
 def plot_spike_encodings(image: torch.Tensor | np.ndarray, num_steps: int = 50, gain: float = 1.0,
@@ -157,15 +140,6 @@ def plot_lif_trace(cur: torch.Tensor | np.ndarray, traces: dict, threshold: floa
     if title:
         ax_cur.set_title(title, fontsize=10)
     return fig
-
-
-def step_current(num_steps: int = 80, current: float = 0.3, start: int = 10,
-                 stop: int | None = None) -> torch.Tensor:
-    """A current ``[T]`` that is ``current`` from step ``start`` until ``stop`` (default: the
-    end) and 0 elsewhere."""
-    cur = torch.zeros(num_steps)
-    cur[start:stop] = current
-    return cur
 
 
 def plot_lif_response(beta: float = 0.9, threshold: float = 1.0, current: float = 0.3,
