@@ -1,5 +1,6 @@
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,9 +9,10 @@ import torch
 
 import snn_lib.data.frames as frames_module
 from snn_lib.config import DataConfig
-from snn_lib.data import (FrameLoader, events_to_frames, list_recordings, load_splits, make_events, make_loaders,
-                          read_events, split_recordings, write_events)
-from snn_lib.errors import DataError
+from snn_lib.data import (FrameLoader, Loaders, cache_dir_of, dataset_root, default_cache_dir, events_to_frames,
+                          list_recordings, load_split, make_events, make_loaders, read_events, split_recordings,
+                          write_events)
+from snn_lib.errors import ConfigError, DataError
 
 from conftest import make_toy_nmnist, toy_events
 
@@ -53,7 +55,7 @@ def test_layout_errors(tmp_path):
     with pytest.raises(DataError, match="test_from_train"):
         split_recordings(DataConfig(root=str(tmp_path)), tmp_path)
     with pytest.raises(DataError, match="download=true"):
-        load_splits(DataConfig(root=str(tmp_path / "nothing"), download=False))
+        load_split(DataConfig(root=str(tmp_path / "nothing"), download=False), "train")
 
 
 def test_frames_shape_crop_and_counts():
@@ -86,25 +88,27 @@ def test_cache_is_reused_and_keyed_by_settings(toy_nmnist, tmp_path, monkeypatch
     monkeypatch.setattr(frames_module, "frames_of_recordings",
                         lambda recs, *a, **k: calls.append(len(recs)) or original(recs, *a, **k))
     cfg = DataConfig(root=str(toy_nmnist), cache_dir=str(tmp_path), n_time_bins=5)
-    first = load_splits(cfg)
+    first = load_split(cfg, "train")
+    load_split(cfg, "test")
     assert calls == [80, 30]
-    second = load_splits(cfg)
+    second = load_split(cfg, "train")
+    load_split(cfg, "test")
     assert calls == [80, 30]                                              # cache hit: nothing recomputed
-    torch.testing.assert_close(first["train"][0], second["train"][0])
-    load_splits(DataConfig(root=str(toy_nmnist), cache_dir=str(tmp_path), n_time_bins=6))
-    assert calls == [80, 30, 80, 30]                                      # new T: recomputed
-    assert load_splits(DataConfig(root=str(toy_nmnist), cache_dir=str(tmp_path), n_time_bins=6,
-                                  subset=2))["train"][0].shape[0] == 40
+    torch.testing.assert_close(first[0], second[0])
+    load_split(DataConfig(root=str(toy_nmnist), cache_dir=str(tmp_path), n_time_bins=6), "train")
+    assert calls == [80, 30, 80]                                          # new T: recomputed
+    assert load_split(DataConfig(root=str(toy_nmnist), cache_dir=str(tmp_path), n_time_bins=6,
+                                 subset=2), "train")[0].shape[0] == 40
 
 
 def test_cache_notices_a_changed_file(tmp_path):
     root = make_toy_nmnist(tmp_path / "d", {"Train": 1, "Test": 1})
     cfg = DataConfig(root=str(root), cache_dir=str(tmp_path / "cache"), n_time_bins=4)
-    before = load_splits(cfg)["test"][0].clone()
+    before = load_split(cfg, "test")[0].clone()
     victim = sorted((root / "Test" / "0").glob("*.bin"))[0]
     write_events(victim, make_events([1, 1, 1], [1, 1, 1], [5, 6, 100], [1, 1, 1]))
     os.utime(victim, ns=(1, 1))                   # a different mtime even on coarse clocks
-    after = load_splits(cfg)["test"][0]
+    after = load_split(cfg, "test")[0]
     assert not torch.equal(before, after) and after[0].sum() == 2
 
 
@@ -142,6 +146,38 @@ def test_real_recordings_load(real_nmnist, tmp_path):
     assert len(recs) == 1000 and {r.label for r in recs} == set(range(10))
     events = read_events(recs[0].path)
     assert 1000 < len(events) < 20000 and 250_000 < events["t"].max() < 400_000
-    splits = load_splits(DataConfig(root=str(real_nmnist), test_from_train=0.1, subset=10,
-                                    cache_dir=str(tmp_path)))
-    assert splits["train"][0].shape == (90, 25, 2, 34, 34) and splits["test"][0].shape == (10, 25, 2, 34, 34)
+    cfg = DataConfig(root=str(real_nmnist), test_from_train=0.1, subset=10, cache_dir=str(tmp_path))
+    assert load_split(cfg, "train")[0].shape == (90, 25, 2, 34, 34)
+    assert load_split(cfg, "test")[0].shape == (10, 25, 2, 34, 34)
+
+
+def test_load_split_refuses_an_unknown_split(toy_nmnist, tmp_path):
+    with pytest.raises(ConfigError, match="split='val'"):
+        load_split(DataConfig(root=str(toy_nmnist), cache_dir=str(tmp_path)), "val")
+
+
+def test_cache_folder_from_setting_environment_or_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("SNN_LIB_CACHE", str(tmp_path / "env"))
+    assert default_cache_dir() == tmp_path / "env"
+    assert cache_dir_of(DataConfig()) == tmp_path / "env"
+    assert cache_dir_of(DataConfig(cache_dir=str(tmp_path / "mine"))) == tmp_path / "mine"
+    monkeypatch.delenv("SNN_LIB_CACHE")
+    assert default_cache_dir() == Path.home() / ".cache" / "snn_lib"
+
+
+def test_dataset_root_finds_real_layouts_and_builds_the_simulated_set(toy_nmnist, tmp_path):
+    assert dataset_root(DataConfig(root=str(toy_nmnist))) == toy_nmnist
+    tonic_layout = tmp_path / "tonic"
+    (tonic_layout / "NMNIST").mkdir(parents=True)
+    (tonic_layout / "NMNIST" / "Train").symlink_to(toy_nmnist / "Train")
+    assert dataset_root(DataConfig(root=str(tonic_layout))) == tonic_layout / "NMNIST"
+    sim = dataset_root(DataConfig(name="nmnist_sim", cache_dir=str(tmp_path / "c"), sim_train_per_class=1,
+                                  sim_test_per_class=1))
+    assert sim.parent == tmp_path / "c" / "nmnist_sim" and len(list(sim.glob("Train/*/*.bin"))) == 10
+
+
+def test_loaders_pair_the_splits(toy_nmnist, tmp_path):
+    loaders = make_loaders(DataConfig(root=str(toy_nmnist), cache_dir=str(tmp_path), n_time_bins=3), 8, 5, seed=2)
+    assert isinstance(loaders, Loaders) and loaders.frame_shape == (3, 2, 34, 34)
+    assert (len(loaders.train), len(loaders.test)) == (10, 6)
+    assert loaders.train.shuffle and not loaders.test.shuffle and loaders.train.seed == 2

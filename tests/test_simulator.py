@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import importlib.util
 from pathlib import Path
 
@@ -14,8 +15,10 @@ import tonic
 from snn_lib.config import DataConfig
 from snn_lib.data import list_recordings, read_events, write_events
 from snn_lib.data.nmnist import EVENT_DTYPE
-from snn_lib.data.nmnist_sim import ensure_sim_dataset, images_from_folder, make_sim_dataset, split_by_image
-from snn_lib.data.simulator import SimConfig, record, record_batch, saccade_offset, travelled
+from snn_lib.data.nmnist_sim import (ensure_sim_dataset, images_from_folder, make_sim_dataset, mnist_digits,
+                                    sim_dataset_key, split_by_image)
+from snn_lib.data.simulator import (SIM_VERSION, SimConfig, prepare_images, record, record_batch, saccade_offset,
+                                   sim_settings, travelled)
 from snn_lib.errors import ConfigError, DataError
 
 QUIET = SimConfig(noise_hz=0.0, threshold_sigma=0.0, saccade_jitter_ms=0.0)    # nothing random
@@ -258,3 +261,32 @@ def test_fidelity_script_runs_on_a_few_real_files(real_nmnist, tmp_path):
     assert "| events per recording" in text and "--limit 20" in text
     table, extras = module.compare(real_nmnist, 20, SimConfig())
     assert extras["map_corr"] > 0.7                # the same digit, seen by two cameras
+
+
+def test_prepare_images_scales_values_and_size():
+    cfg = SimConfig()
+    out = prepare_images(np.full((2, 28, 28), 255, np.uint8), cfg)
+    assert out.dtype == np.float32 and out.shape == (2, 28, 28) and out.max() == 1.0
+    wide = prepare_images(np.ones((1, 14, 56), np.float32), cfg)            # scaled to fit, centred
+    assert wide.shape == (1, 28, 28) and wide[0, 0].max() == 0 and wide[0, 14].min() > 0.9
+
+
+def test_sim_settings_name_every_setting_and_the_version():
+    settings = sim_settings(SimConfig(noise_hz=2.0))
+    assert settings["sim_version"] == SIM_VERSION and settings["noise_hz"] == 2.0
+    assert settings["path_px"] == [list(v) for v in SimConfig().path_px]       # JSON-ready: lists
+    assert json.loads(json.dumps(settings)) == settings
+
+
+def test_sim_dataset_key_follows_the_settings_not_the_run_seed():
+    base = DataConfig(name="nmnist_sim")
+    assert sim_dataset_key(base) == sim_dataset_key(DataConfig(name="nmnist_sim", root="elsewhere"))
+    assert sim_dataset_key(base) != sim_dataset_key(DataConfig(name="nmnist_sim", sim_train_per_class=300))
+    assert sim_dataset_key(base) != sim_dataset_key(base, SimConfig(noise_hz=2.0))
+
+
+def test_mnist_digits_are_mlxtends_500_per_class_read_only():
+    images, labels = mnist_digits()
+    assert images.shape == (5000, 28, 28) and images.dtype == np.uint8
+    assert np.bincount(labels).tolist() == [500] * 10
+    assert not images.flags.writeable and mnist_digits()[0] is images       # read once, shared

@@ -2,13 +2,23 @@
 
 The uint8 frames ``[N, T, 2, H, W]`` stay on the device the loader was given (the GPU when
 training there); each batch is one gather, one cast to float and one transpose to time first.
+
+::
+
+    loaders = make_loaders(cfg.data, batch_size=32, device="cuda")
+    for frames, labels in loaders.train:       # frames [T, B, 2, H, W], labels [B]
+        ...
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
+
+from ..config import DataConfig
+from .dataset import load_split
 
 
 class FrameLoader:
@@ -51,3 +61,24 @@ class FrameLoader:
     def frame_shape(self) -> tuple[int, ...]:
         """``(T, 2, H, W)`` of one recording."""
         return tuple(self.frames.shape[1:])
+
+
+@dataclass
+class Loaders:
+    train: FrameLoader
+    test: FrameLoader
+
+    @property
+    def frame_shape(self) -> tuple[int, ...]:
+        """``(T, 2, H, W)`` of one recording."""
+        return self.train.frame_shape
+
+
+def make_loaders(cfg: DataConfig, batch_size: int = 32, eval_batch_size: int = 256, seed: int = 0,
+                 device: str | torch.device = "cpu") -> Loaders:
+    """Shuffled train and ordered test loaders over the whole dataset held on ``device``."""
+    return Loaders(train=FrameLoader(*load_split(cfg, "train"), batch_size, shuffle=True, seed=seed, device=device),
+                   test=FrameLoader(*load_split(cfg, "test"), eval_batch_size, shuffle=False, device=device))
+
+
+__all__ = ["FrameLoader", "Loaders", "make_loaders"]

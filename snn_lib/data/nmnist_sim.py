@@ -38,6 +38,7 @@ from .simulator import SimConfig, record_batch, sim_settings
 log = logging.getLogger(__name__)
 
 DATASET_SEED = 0            # ensure_sim_dataset: the dataset is fixed for given settings
+_DEFAULTS = DataConfig()    # per-class counts and recordings per image, as snn-train's defaults
 CHUNK = 250                 # images recorded together (memory ~ CHUNK * 34 * 34 * 4 bytes per array)
 
 
@@ -102,8 +103,10 @@ def _record_chunk(job: tuple) -> list[np.ndarray]:
     return record_batch(images, sim, rngs)
 
 
-def make_sim_dataset(out_dir: str | Path, train_per_class: int = 400, test_per_class: int = 100,
-                     recordings_per_image: int = 1, sim: SimConfig = SimConfig(), seed: int = 0,
+def make_sim_dataset(out_dir: str | Path, train_per_class: int = _DEFAULTS.sim_train_per_class,
+                     test_per_class: int = _DEFAULTS.sim_test_per_class,
+                     recordings_per_image: int = _DEFAULTS.sim_recordings_per_image,
+                     sim: SimConfig = SimConfig(), seed: int = 0,
                      images: np.ndarray | None = None, labels: np.ndarray | None = None,
                      workers: int = 0) -> Path:
     """Record digits into ``out_dir`` in the N-MNIST layout; returns ``out_dir``.

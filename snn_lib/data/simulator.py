@@ -41,12 +41,13 @@ fraction ``saccade_peak[i]`` of the saccade. Each recording's saccades start
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
-from ..errors import ConfigError
+from ..config import config_to_dict
+from ..errors import require
 from .nmnist import SENSOR_SIZE, make_events
 
 SIM_VERSION = 1          # bump when a change of this module changes the recordings of the same settings
@@ -75,43 +76,34 @@ class SimConfig:
 
     def validate(self) -> "SimConfig":
         """Refuse settings that cannot work, with a message naming the setting. Returns self."""
-        _check(self.threshold_on > 0, "threshold_on", self.threshold_on, "a positive log contrast, e.g. 0.25")
-        _check(self.threshold_off > 0, "threshold_off", self.threshold_off, "a positive log contrast, e.g. 0.25")
-        _check(0 <= self.threshold_sigma < 1, "threshold_sigma", self.threshold_sigma, "a fraction in [0, 1)")
-        _check(self.refractory_us >= 0, "refractory_us", self.refractory_us, "0 or a time in microseconds")
-        _check(self.noise_hz >= 0, "noise_hz", self.noise_hz, "0 or a rate in events per pixel per second")
-        _check(0 < self.background < 1, "background", self.background, "a level in (0, 1), e.g. 0.1")
-        _check(self.blur_px >= 0, "blur_px", self.blur_px, "0 or a blur in pixels")
-        _check(self.lowpass_ms >= 0, "lowpass_ms", self.lowpass_ms, "0 (off) or a time in ms")
-        _check(1 <= self.image_px <= max(SENSOR_SIZE[:2]), "image_px", self.image_px,
-               f"a size from 1 to {max(SENSOR_SIZE[:2])} pixels")
+        require(self.threshold_on > 0, "SimConfig.threshold_on", self.threshold_on, "a positive log contrast, e.g. 0.25")
+        require(self.threshold_off > 0, "SimConfig.threshold_off", self.threshold_off, "a positive log contrast, e.g. 0.25")
+        require(0 <= self.threshold_sigma < 1, "SimConfig.threshold_sigma", self.threshold_sigma, "a fraction in [0, 1)")
+        require(self.refractory_us >= 0, "SimConfig.refractory_us", self.refractory_us, "0 or a time in microseconds")
+        require(self.noise_hz >= 0, "SimConfig.noise_hz", self.noise_hz, "0 or a rate in events per pixel per second")
+        require(0 < self.background < 1, "SimConfig.background", self.background, "a level in (0, 1), e.g. 0.1")
+        require(self.blur_px >= 0, "SimConfig.blur_px", self.blur_px, "0 or a blur in pixels")
+        require(self.lowpass_ms >= 0, "SimConfig.lowpass_ms", self.lowpass_ms, "0 (off) or a time in ms")
+        require(1 <= self.image_px <= max(SENSOR_SIZE[:2]), "SimConfig.image_px", self.image_px,
+                f"a size from 1 to {max(SENSOR_SIZE[:2])} pixels")
         n = len(self.path_px)
-        _check(n >= 2 and all(len(v) == 2 for v in self.path_px), "path_px", self.path_px,
-               "at least two (x, y) vertices, e.g. ((0.6, 1.2), (2.0, 6.5), (5.6, 1.3))")
-        _check(len(self.saccade_start_ms) == n and len(self.saccade_ms) == n, "saccade_start_ms/saccade_ms",
-               (self.saccade_start_ms, self.saccade_ms), f"one start and one duration per vertex ({n})")
-        _check(all(d > 0 for d in self.saccade_ms), "saccade_ms", self.saccade_ms, "positive durations")
-        _check(len(self.saccade_peak) == n and all(0 < p < 1 for p in self.saccade_peak), "saccade_peak",
-               self.saccade_peak, f"{n} fractions in (0, 1), e.g. 0.5 for a symmetric speed profile")
-        _check(self.saccade_jitter_ms >= 0, "saccade_jitter_ms", self.saccade_jitter_ms, "0 or a time in ms")
-        _check(0 < self.duration_ms * 1000 < 2**23, "duration_ms", self.duration_ms,
-               "a positive length below 8388 ms (the 23-bit N-MNIST timestamp)")
-        _check(self.dt_us >= 1, "dt_us", self.dt_us, "a step of at least 1 microsecond")
+        require(n >= 2 and all(len(v) == 2 for v in self.path_px), "SimConfig.path_px", self.path_px,
+                "at least two (x, y) vertices, e.g. ((0.6, 1.2), (2.0, 6.5), (5.6, 1.3))")
+        require(len(self.saccade_start_ms) == n and len(self.saccade_ms) == n, "SimConfig.saccade_start_ms/saccade_ms",
+                (self.saccade_start_ms, self.saccade_ms), f"one start and one duration per vertex ({n})")
+        require(all(d > 0 for d in self.saccade_ms), "SimConfig.saccade_ms", self.saccade_ms, "positive durations")
+        require(len(self.saccade_peak) == n and all(0 < p < 1 for p in self.saccade_peak), "SimConfig.saccade_peak",
+                self.saccade_peak, f"{n} fractions in (0, 1), e.g. 0.5 for a symmetric speed profile")
+        require(self.saccade_jitter_ms >= 0, "SimConfig.saccade_jitter_ms", self.saccade_jitter_ms, "0 or a time in ms")
+        require(0 < self.duration_ms * 1000 < 2**23, "SimConfig.duration_ms", self.duration_ms,
+                "a positive length below 8388 ms (the 23-bit N-MNIST timestamp)")
+        require(self.dt_us >= 1, "SimConfig.dt_us", self.dt_us, "a step of at least 1 microsecond")
         return self
-
-
-def _check(ok: bool, key: str, value: object, expected: str) -> None:
-    if not ok:
-        raise ConfigError(f"SimConfig.{key}={value!r} is not valid: expected {expected}.")
 
 
 def sim_settings(cfg: SimConfig) -> dict:
     """A plain, JSON-ready dict of the settings and the simulator version (for hashing, logs)."""
-    return {"sim_version": SIM_VERSION, **{f.name: _plain(getattr(cfg, f.name)) for f in fields(cfg)}}
-
-
-def _plain(x):
-    return [_plain(v) for v in x] if isinstance(x, (tuple, list)) else x
+    return {"sim_version": SIM_VERSION, **config_to_dict(cfg)}
 
 
 def saccade_offset(t_ms: np.ndarray, cfg: SimConfig) -> np.ndarray:

@@ -1,0 +1,82 @@
+"""Which recordings a run uses: the dataset's folder, its train and test splits, and their frames.
+
+::
+
+    frames, labels = load_split(cfg.data, "train")     # uint8 [N, T, 2, H, W], int64 [N]
+
+``load_split`` is the one way in for training (:func:`snn_lib.data.make_loaders`), evaluation
+(``snn-eval``) and the book.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import DataConfig
+from ..errors import ConfigError, DataError
+from .frames import cached_frames
+from .nmnist import Recording, list_recordings, locate_nmnist
+
+SPLIT_NAMES = ("train", "test")
+HOLDOUT_SEED = 12345        # the held-out recordings are the same whatever seed a run uses
+
+
+def default_cache_dir() -> Path:
+    """``$SNN_LIB_CACHE``, else ``~/.cache/snn_lib``."""
+    return Path(os.environ.get("SNN_LIB_CACHE") or Path.home() / ".cache" / "snn_lib")
+
+
+def cache_dir_of(cfg: DataConfig) -> Path:
+    """The cache folder of ``cfg``: ``data.cache_dir``, else :func:`default_cache_dir`."""
+    return Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
+
+
+def dataset_root(cfg: DataConfig) -> Path:
+    """The folder with Train/ and Test/ for ``cfg``: real N-MNIST (downloaded if allowed and
+    absent) or the simulated recordings (built on first use into the cache)."""
+    if cfg.name == "nmnist_sim":
+        from .nmnist_sim import ensure_sim_dataset
+        return ensure_sim_dataset(cfg, cache_dir_of(cfg))
+    return locate_nmnist(cfg.root, cfg.download)
+
+
+def split_recordings(cfg: DataConfig, root: Path) -> dict[str, list[Recording]]:
+    """Train and test recordings after ``test_from_train`` and ``subset``.
+
+    With ``test_from_train`` > 0 the test set is that fraction of Train/, drawn per label with a
+    fixed seed (the same held-out files whatever ``seed`` the run uses), and Test/ is not read.
+    """
+    train = list_recordings(root, "train")
+    if cfg.test_from_train > 0:
+        rng = np.random.default_rng(HOLDOUT_SEED)
+        test_ids: set[int] = set()
+        for label in range(10):
+            ids = [i for i, rec in enumerate(train) if rec.label == label]
+            n_test = int(round(len(ids) * cfg.test_from_train))
+            test_ids.update(rng.permutation(ids)[:n_test].tolist())
+        test = [rec for i, rec in enumerate(train) if i in test_ids]
+        train = [rec for i, rec in enumerate(train) if i not in test_ids]
+    else:
+        if not (root / "Test").is_dir():
+            raise DataError(f"data.root '{root}' has Train/ but no Test/ folder: add Test/<label>/<id>.bin "
+                            "or set data.test_from_train=0.1 to hold out part of Train/ for testing.")
+        test = list_recordings(root, "test")
+    return {"train": train[::cfg.subset], "test": test[::cfg.subset]}
+
+
+def load_split(cfg: DataConfig, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(frames uint8 [N, T, 2, H, W], labels int64 [N])`` of one split (``"train"`` or ``"test"``),
+    from the frame cache or computed and cached."""
+    if split not in SPLIT_NAMES:
+        raise ConfigError(f"split={split!r} is not valid: expected {' or '.join(SPLIT_NAMES)}.")
+    recordings = split_recordings(cfg, dataset_root(cfg))[split]
+    return cached_frames(recordings, cfg.n_time_bins, cfg.denoise_us, cfg.crop, cache_dir_of(cfg),
+                         desc=f"{split} frames")
+
+
+__all__ = ["HOLDOUT_SEED", "SPLIT_NAMES", "cache_dir_of", "dataset_root", "default_cache_dir", "load_split",
+           "split_recordings"]
