@@ -1,11 +1,22 @@
 """snn_lib: spiking neural networks on N-MNIST, the library of the SNN course book.
 
-Modules: :mod:`snn_lib.config` (one typed config), :mod:`snn_lib.data` (N-MNIST and the offline
-simulated N-MNIST, as in-memory time-first batches), :mod:`snn_lib.neurons` (the LIF neuron),
-:mod:`snn_lib.model` (the CSNN), :mod:`snn_lib.fast` (the fast path of the CSNN),
-:mod:`snn_lib.train` (training, evaluation, checkpoints, run folders), :mod:`snn_lib.plotting`
-(figures and animations), :mod:`snn_lib.report` (hardware lines and committed results files),
-:mod:`snn_lib.cli` (the ``snn-train``, ``snn-eval`` and ``snn-make-data`` commands).
+One module for each idea, in the order of the book's chapters:
+
+- :mod:`snn_lib.config`: the one typed configuration of a run, its ``key=value`` settings;
+  :mod:`snn_lib.errors`: the errors a user can fix;
+- :mod:`snn_lib.encoding`: spike codes (chapter 1);
+- :mod:`snn_lib.neurons`: the LIF neuron, step by step (chapter 2);
+- :mod:`snn_lib.data`: N-MNIST and the offline simulated N-MNIST as time-first batches, and the
+  book's data helper :mod:`snn_lib.data.course` (chapter 3);
+- :mod:`snn_lib.model`: the CSNN, its reference and fast forward side by side, its readout and
+  loss; :mod:`snn_lib.kernels`: the fused LIF and conv+pool operations of the fast forward
+  (chapter 4);
+- :mod:`snn_lib.train`: one training step, epochs, the run folder; :mod:`snn_lib.evaluate`:
+  accuracy and confusion of a model or a checkpoint; :mod:`snn_lib.checkpoint`: checkpoints;
+  :mod:`snn_lib.device`: device, mixed precision, CPU allocator (chapter 5);
+- :mod:`snn_lib.plotting`: figures and animations; :mod:`snn_lib.report`: hardware lines and the
+  committed results files;
+- :mod:`snn_lib.cli`: the ``snn-train``, ``snn-eval`` and ``snn-make-data`` commands (hydra).
 """
 
 from .config import Config, DataConfig, ModelConfig, TrainConfig

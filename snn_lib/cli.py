@@ -7,9 +7,12 @@
     snn-eval checkpoint=exp/default/checkpoints/best.pt out=exp/default/eval.json
     snn-make-data out=data/nmnist_sim
 
-Each command builds a typed config (:mod:`snn_lib.config`) and calls a plain library function,
-so a notebook can do the same without hydra. An unknown key or a bad value is refused before
-any work, with one line on stderr and exit status 2. Hydra writes no ``outputs/`` folders.
+Each command builds a typed config (:mod:`snn_lib.config`) and calls a plain library function
+(:func:`snn_lib.train.run_training`, :func:`snn_lib.evaluate.evaluate_checkpoint`,
+:func:`snn_lib.data.nmnist_sim.make_sim_dataset`), so a notebook can do the same without hydra.
+Nothing in :mod:`snn_lib` imports this module: it is the hydra layer of the entry points alone.
+An unknown key or a bad value is refused before any work, with one line on stderr and exit
+status 2. Hydra writes no ``outputs/`` folders.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from .config import Config, DataConfig, config_from_dict
+from .config import Config, DataConfig, check_overrides, config_from_dict
 from .errors import ConfigError, SnnError
+
+_SIM = DataConfig()          # the simulated dataset's defaults, as snn-train uses them
 
 # The schemas below are stored in hydra's ConfigStore; snn_lib/conf/<command>.yaml puts each under
 # hydra settings that keep hydra quiet (no outputs/ folder, no logging set-up, same directory).
@@ -55,9 +60,9 @@ class EvalCommand:
 @dataclass
 class MakeDataCommand:
     out: str = "data/nmnist_sim"
-    train_per_class: int = 400
-    test_per_class: int = 100
-    recordings_per_image: int = 1
+    train_per_class: int = _SIM.sim_train_per_class
+    test_per_class: int = _SIM.sim_test_per_class
+    recordings_per_image: int = _SIM.sim_recordings_per_image
     seed: int = 0
 
 
@@ -67,7 +72,8 @@ _store.store(name="snn_eval_schema", node=EvalCommand)
 _store.store(name="snn_make_data_schema", node=MakeDataCommand)
 
 
-def _plain(cfg) -> dict:
+def _to_dict(cfg) -> dict:
+    """A hydra config as plain Python containers."""
     return OmegaConf.to_container(cfg, resolve=True)
 
 
@@ -89,37 +95,10 @@ def _train(cfg) -> None:
     from .train import run_training
     _setup_logging()
     try:
-        result = run_training(config_from_dict(_plain(cfg)).validate())
+        result = run_training(config_from_dict(_to_dict(cfg)).validate())
     except SnnError as err:
         _fail("snn-train", err)
     print(f"best test accuracy {100 * result.best_test_acc:.2f}%; results in {result.run_dir}/")
-
-
-def evaluate_checkpoint(checkpoint: str | Path, data_overrides: dict | None = None, split: str = "test",
-                        device: str = "auto", batch_size: int = 256) -> dict:
-    """Accuracy, per-class accuracy and confusion matrix of a checkpoint on a dataset split.
-
-    The frame settings (time bins, crop, denoise) always come from the checkpoint, since the model
-    was trained on them; ``data_overrides`` (name, root, ...) choose the recordings.
-    """
-    import torch
-
-    from .data import FrameLoader, cache_dir_of, cached_frames, dataset_root, list_recordings, split_recordings
-    from .train import evaluate, model_from_checkpoint, resolve_device
-
-    if split not in ("test", "train"):
-        raise ConfigError(f"split={split!r} is not valid: expected test or train.")
-    dev = resolve_device(device)
-    model, cfg = model_from_checkpoint(checkpoint, dev)
-    data = DataConfig(**{**vars(cfg.data), **{k: v for k, v in (data_overrides or {}).items() if v is not None}})
-    Config(data=data).validate()
-    root = dataset_root(data)
-    recordings = (list_recordings(root, "train")[::data.subset] if split == "train"
-                  else split_recordings(data, root)["test"])
-    frames, labels = cached_frames(recordings, data.n_time_bins, data.denoise_us, data.crop, cache_dir_of(data))
-    with torch.no_grad():
-        result = evaluate(model, FrameLoader(frames, labels, batch_size, device=dev), device=dev)
-    return {"checkpoint": str(checkpoint), "data": vars(data), "split": split, **result}
 
 
 def _eval(cfg) -> None:
@@ -127,7 +106,8 @@ def _eval(cfg) -> None:
     try:
         if not cfg.checkpoint:
             raise ConfigError("checkpoint=PATH is required, e.g. checkpoint=exp/default/checkpoints/best.pt")
-        result = evaluate_checkpoint(cfg.checkpoint, _plain(cfg.data), cfg.split, cfg.device, cfg.batch_size)
+        from .evaluate import evaluate_checkpoint
+        result = evaluate_checkpoint(cfg.checkpoint, _to_dict(cfg.data), cfg.split, cfg.device, cfg.batch_size)
         if cfg.out:
             out = Path(cfg.out)
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -147,33 +127,6 @@ def _make_data(cfg) -> None:
     except (SnnError, ValueError) as err:
         _fail("snn-make-data", err)
     print(f"simulated N-MNIST written to {root}/Train and {root}/Test")
-
-
-def check_overrides(schema: type, overrides: list[str]) -> None:
-    """Refuse an unknown key or a value of the wrong type with one line (hydra's own message is
-    several lines and suggests ``+key=``, which would then fail anyway)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    base = OmegaConf.structured(schema)
-    parser = OverridesParser.create()
-    for arg in overrides:
-        if arg.startswith(("-", "hydra", "+", "~")) or "=" not in arg:
-            continue
-        key = arg.split("=", 1)[0]
-        parent_key, _, leaf = key.rpartition(".")
-        parent = OmegaConf.select(base, parent_key) if parent_key else base
-        if not OmegaConf.is_dict(parent) or leaf not in parent:
-            node = parent if OmegaConf.is_dict(parent) else base
-            prefix = f"{parent_key}." if OmegaConf.is_dict(parent) and parent_key else ""
-            known = ", ".join(prefix + k + (".*" if OmegaConf.is_dict(node[k]) else "") for k in node)
-            raise ConfigError(f"unknown setting '{key}'; known settings: {known}.")
-        try:
-            value = parser.parse_overrides([arg])[0].value()
-            OmegaConf.update(base, key, value, merge=False)
-        except Exception as err:  # noqa: BLE001 - any parse or type error is the user's value
-            expected = type(OmegaConf.select(base, key)).__name__
-            raise ConfigError(f"{arg} is not valid ({type(err).__name__}): expected a value of type "
-                              f"{expected}.") from None
 
 
 def _hydra_entry(command: str, config_name: str, schema: type, task):

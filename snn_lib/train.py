@@ -1,4 +1,4 @@
-"""Training and evaluation of the CSNN, checkpoints, and the run folder.
+"""Training of the CSNN and the run folder.
 
 ``run_training(cfg)`` is everything ``snn-train`` does, as a plain function a notebook can call::
 
@@ -13,35 +13,31 @@ It leaves in ``exp/{exp_id}/``::
     train_loss.png     test_acc.png
     spike_bar_{i}_target{t}.gif    output spike counters of a few test digits
 
-The loss is computed on the output spike counts ``spk.sum(0)`` ([B, 10]): cross-entropy
-(``ce_count``) or snnTorch's ``mse_count_loss`` (the snnTorch tutorial's choice: the target class
-should fire on 80 % of the steps, the others on 20 %). The prediction is the class with most spikes.
+One step of training, :func:`train_step`, is used everywhere: by :func:`train_epoch` (and so by
+``snn-train``), by the speed benchmarks and by the book.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import ctypes
 import logging
-import os
 import random
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from omegaconf import OmegaConf
-from snntorch import functional as SF
 from tqdm.auto import tqdm
 
-from .config import Config, TrainConfig, config_from_dict, config_to_dict
+from .checkpoint import load_checkpoint, model_weights, save_checkpoint
+from .config import Config, TrainConfig, config_from_dict, config_to_dict, config_to_yaml
 from .data import FrameLoader, Loaders, make_loaders
-from .errors import ConfigError, SnnError
-from .model import CSNN, build_model, predict
+from .device import autocast, keep_freed_cpu_memory, resolve_device
+from .errors import ConfigError
+from .evaluate import evaluate
+from .model import CSNN, build_model, make_loss, predict
 from .plotting import animate_spike_counts, plot_test_acc, plot_train_loss, save_gif
 
 log = logging.getLogger("snn_lib")
@@ -49,66 +45,11 @@ log = logging.getLogger("snn_lib")
 METRICS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_seconds", "samples_per_second"]
 
 
-def keep_freed_cpu_memory(limit_bytes: int = 1 << 30) -> bool:
-    """Let glibc keep freed blocks of up to ``limit_bytes`` for reuse instead of handing them back.
-
-    By default glibc serves large blocks (over 32 MB, and smaller ones as it adapts) with a fresh
-    ``mmap`` and unmaps them when they are freed, so the next training step faults in and zero-fills
-    every page again. The fast path's time-folded tensors are that large (``[T * B, ...]``: 69 MB
-    for a layer's membrane at T=50, batch 128), and on the 2-core machine of
-    ``benchmarks/README.md`` the page faults took about a quarter of such a step. With this setting
-    the process keeps the memory of its largest step, as PyTorch's CUDA caching allocator does on a
-    GPU. The math is unchanged. Process-wide; :func:`run_training` calls it for CPU runs. Returns
-    False where it cannot be set (not Linux with glibc).
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3                      # mallopt parameters (malloc.h)
-    return bool(libc.mallopt(m_mmap_threshold, limit_bytes)) and bool(libc.mallopt(m_trim_threshold, 2 * limit_bytes))
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present (honouring CUDA_VISIBLE_DEVICES), else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"train.device={name} but PyTorch sees no CUDA GPU "
-                              f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); "
-                              "use train.device=cpu or auto.")
-        index = int(name.partition(":")[2] or 0)
-        if index >= torch.cuda.device_count():
-            raise ConfigError(f"train.device={name} but only {torch.cuda.device_count()} GPU(s) are visible; "
-                              "use cuda:0 and pick the GPU with CUDA_VISIBLE_DEVICES.")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("train.device=mps but MPS is not available; use train.device=cpu or auto.")
-    return torch.device(name)
-
-
 def set_seed(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators (weights, batch order)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def make_loss(name: str):
-    """``loss(spk [T, B, C], labels [B]) -> scalar``."""
-    if name == "ce_count":
-        return lambda spk, labels: F.cross_entropy(spk.sum(0), labels)
-    if name == "mse_count":
-        return SF.mse_count_loss(correct_rate=0.8, incorrect_rate=0.2)
-    raise ConfigError(f"train.loss={name!r} is not valid: expected ce_count or mse_count.")
-
-
-def _autocast(amp: str, device: torch.device):
-    """bf16 autocast of the forward pass when ``amp == "bf16"`` (``train.amp``), else nothing."""
-    if amp == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def prepare_model(model: CSNN, cfg: TrainConfig, device: torch.device) -> torch.nn.Module:
@@ -119,107 +60,68 @@ def prepare_model(model: CSNN, cfg: TrainConfig, device: torch.device) -> torch.
     return torch.compile(model) if cfg.compile else model
 
 
+def forward_backward(model: torch.nn.Module, frames: torch.Tensor, labels: torch.Tensor, loss_fn,
+                     amp: str = "off") -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss of one batch and its gradients in ``.grad`` (added to what is there): ``(loss, spk)``,
+    both detached, ``spk [T, B, 10]``. The forward pass runs under ``amp`` autocast."""
+    with autocast(amp, frames.device):
+        spk, _ = model(frames)                                       # [T, B, 10]
+    loss = loss_fn(spk.float(), labels)
+    loss.backward()
+    return loss.detach(), spk.detach()
+
+
+def train_step(model: torch.nn.Module, frames: torch.Tensor, labels: torch.Tensor,
+               optimizer: torch.optim.Optimizer, loss_fn, amp: str = "off") -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on ``frames [T, B, 2, H, W]``: ``(loss, spk [T, B, 10])``, detached and
+    left on the device (reading them, e.g. with ``.item()``, waits for the GPU)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss, spk = forward_backward(model, frames, labels, loss_fn, amp)
+    optimizer.step()
+    return loss, spk
+
+
 def train_epoch(model: torch.nn.Module, loader: FrameLoader, optimizer: torch.optim.Optimizer, loss_fn,
                 cfg: TrainConfig, device: torch.device, desc: str = "train") -> dict:
-    """One pass over ``loader``; returns ``{"loss", "acc", "samples", "seconds"}``."""
+    """One pass over ``loader``; returns ``{"loss", "acc", "samples", "seconds"}``.
+
+    Loss and accuracy are summed on the device and read once at the end, so the steps run without
+    waiting for the GPU; the progress bar shows the running values every ``REFRESH_STEPS`` steps.
+    """
     model.train()
-    total_loss = correct = seen = 0
     start = time.perf_counter()
     steps = len(loader) if not cfg.max_steps_per_epoch else min(len(loader), cfg.max_steps_per_epoch)
-    bar = tqdm(total=steps, desc=desc, leave=False)
+    total_loss = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    seen = 0
+    bar = tqdm(total=steps, desc=desc, leave=False, mininterval=1.0)
     for step, (frames, labels) in enumerate(loader):
         if step == steps:
             break
         frames, labels = frames.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        with _autocast(cfg.amp, device):
-            spk, _ = model(frames)                                   # [T, B, 10]
-        loss = loss_fn(spk.float(), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        n = len(labels)
-        total_loss += loss.item() * n
-        correct += (predict(spk) == labels).sum().item()
-        seen += n
+        loss, spk = train_step(model, frames, labels, optimizer, loss_fn, cfg.amp)
+        total_loss += loss.double() * len(labels)
+        correct += (predict(spk) == labels).sum()
+        seen += len(labels)
         bar.update()
-        bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{100 * correct / seen:.1f}%")
+        if (step + 1) % REFRESH_STEPS == 0:
+            bar.set_postfix(loss=f"{total_loss.item() / seen:.3f}", acc=f"{100 * correct.item() / seen:.1f}%",
+                            refresh=False)
     bar.close()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return {"loss": total_loss / max(seen, 1), "acc": correct / max(seen, 1), "samples": seen,
+    total = total_loss.item()                                        # waits for the device
+    return {"loss": total / max(seen, 1), "acc": correct.item() / max(seen, 1), "samples": seen,
             "seconds": time.perf_counter() - start}
 
 
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, loader: FrameLoader, loss_fn=None, device: torch.device | str = "cpu",
-             num_classes: int = 10, amp: str = "off") -> dict:
-    """Accuracy, mean loss, per-class accuracy and confusion matrix ``[true, predicted]`` on ``loader``."""
-    device = torch.device(device)
-    model.eval()
-    loss_fn = loss_fn or make_loss("ce_count")
-    confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
-    total_loss = 0.0
-    for frames, labels in loader:
-        frames, labels = frames.to(device), labels.to(device)
-        with _autocast(amp, device):
-            spk, _ = model(frames)
-        total_loss += loss_fn(spk.float(), labels).item() * len(labels)
-        pairs = labels.cpu() * num_classes + predict(spk).cpu()
-        confusion += torch.bincount(pairs, minlength=num_classes ** 2).view(num_classes, num_classes)
-    n = int(confusion.sum())
-    per_class = confusion.diag() / confusion.sum(1).clamp(min=1)
-    return {"accuracy": confusion.diag().sum().item() / max(n, 1), "loss": total_loss / max(n, 1),
-            "per_class_accuracy": per_class.tolist(), "confusion_matrix": confusion.tolist(), "samples": n}
-
-
-# ---- checkpoints -------------------------------------------------------------------------------
-
-def save_checkpoint(path: str | Path, model: CSNN, optimizer: torch.optim.Optimizer | None, cfg: Config,
-                    epoch: int, history: list[dict], frame_shape: tuple[int, ...]) -> Path:
-    """Write a self-describing checkpoint atomically (a killed run never leaves half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer else None,
-             "config": config_to_dict(cfg), "epoch": epoch, "history": history,
-             "metrics": history[-1] if history else {}, "frame_shape": list(frame_shape),
-             "snn_lib_format": 1}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
-    return path
-
-
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict:
-    """A checkpoint's dict; a DataError-like SnnError names a missing or unreadable file."""
-    path = Path(path)
-    if not path.is_file():
-        raise SnnError(f"checkpoint '{path}' does not exist; give the path of a .pt file written by snn-train "
-                       "(exp/<exp_id>/checkpoints/best.pt).")
-    try:
-        state = torch.load(path, map_location=device, weights_only=False)
-    except Exception as err:  # noqa: BLE001
-        raise SnnError(f"checkpoint '{path}' cannot be read ({type(err).__name__}); it is damaged or not "
-                       "written by snn-train.") from None
-    if not isinstance(state, dict) or "model" not in state or "config" not in state:
-        raise SnnError(f"checkpoint '{path}' is not an snn_lib checkpoint (no model/config inside).")
-    return state
-
-
-def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu",
-                          impl: str | None = None) -> tuple[CSNN, Config]:
-    """The trained model (in eval mode on ``device``) and the configuration it was trained with."""
-    state = load_checkpoint(path, device)
-    cfg = config_from_dict(state["config"])
-    if impl:
-        cfg.model.impl = impl
-    model = build_model(cfg.model, tuple(state["frame_shape"]))
-    model.load_state_dict(state["model"])
-    return model.to(device).eval(), cfg
+REFRESH_STEPS = 50
+"""Steps between two readings of the running loss and accuracy for the progress bar (each reading
+waits for the GPU)."""
 
 
 # ---- the run folder ----------------------------------------------------------------------------
 
 def write_metrics_csv(path: Path, history: list[dict]) -> None:
+    """``metrics.csv`` of a run, written atomically."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=METRICS)
@@ -230,6 +132,7 @@ def write_metrics_csv(path: Path, history: list[dict]) -> None:
 
 
 def read_metrics_csv(path: str | Path) -> list[dict]:
+    """The rows of a run's ``metrics.csv`` (epoch as int, the rest as float)."""
     with open(path, newline="") as f:
         return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
 
@@ -304,7 +207,7 @@ def run_training(cfg: Config, loaders: Loaders | None = None) -> RunResult:
     if last_path.exists() and not cfg.train.resume:
         raise ConfigError(f"{run_dir} already holds a run ({last_path}); set train.resume=true to continue it, "
                           "or choose another exp_id.")
-    resume_state = load_checkpoint(last_path, device) if cfg.train.resume and last_path.exists() else None
+    resume_state = load_checkpoint(last_path) if cfg.train.resume and last_path.exists() else None
     if resume_state is not None:
         _check_resumable(resume_state, cfg, last_path)
 
@@ -312,19 +215,20 @@ def run_training(cfg: Config, loaders: Loaders | None = None) -> RunResult:
     if loaders is None:
         loaders = make_loaders(cfg.data, cfg.train.batch_size, cfg.train.eval_batch_size, cfg.seed, device)
     model = build_model(cfg.model, loaders.frame_shape)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
     history: list[dict] = []
     start_epoch = 1
     if resume_state is not None:
-        model.load_state_dict(resume_state["model"])
-        optimizer.load_state_dict(resume_state["optimizer"])
+        model.load_state_dict(model_weights(resume_state))
         history = list(resume_state["history"])
         start_epoch = resume_state["epoch"] + 1
-    net = prepare_model(model, cfg.train, device)
+    net = prepare_model(model, cfg.train, device)       # on the device before the optimizer exists:
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)   # its state follows the parameters
+    if resume_state is not None:
+        optimizer.load_state_dict(resume_state["optimizer"])
     loss_fn = make_loss(cfg.train.loss)
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config_to_dict(cfg)))
+    (run_dir / "config.yaml").write_text(config_to_yaml(cfg))
     with _log_to(run_dir / "train.log"):
         if resume_state is not None:
             log.info("resuming %s from epoch %d (%s)", cfg.exp_id, start_epoch - 1, last_path)
@@ -353,13 +257,11 @@ def run_training(cfg: Config, loaders: Loaders | None = None) -> RunResult:
             for name, plot in (("train_loss.png", plot_train_loss), ("test_acc.png", plot_test_acc)):
                 plot(history).savefig(run_dir / name, dpi=120)
         if best_path.exists():
-            model.load_state_dict(load_checkpoint(best_path, device)["model"])
+            model.load_state_dict(model_weights(load_checkpoint(best_path)))
         gifs = save_spike_animations(model, loaders.test, run_dir, cfg.train.num_animations, device)
         log.info("best test accuracy %.2f%%; %d spike animations; run folder %s", 100 * best, len(gifs), run_dir)
     return RunResult(run_dir=run_dir, history=history, best_test_acc=best, model=model, loaders=loaders)
 
 
-if __name__ == "__main__":
-    from .cli import train_main
-
-    train_main()
+__all__ = ["METRICS", "REFRESH_STEPS", "RunResult", "forward_backward", "prepare_model", "read_metrics_csv",
+           "run_training", "save_spike_animations", "set_seed", "train_epoch", "train_step", "write_metrics_csv"]

@@ -3,8 +3,12 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
 def run(args, cwd):
@@ -30,7 +34,7 @@ def test_bad_settings_are_refused_in_one_line_before_any_work(tmp_path, args, me
 
 def test_train_then_eval_through_the_command_line(toy_nmnist, tmp_path):
     common = [f"data.root={toy_nmnist}", f"data.cache_dir={tmp_path / 'cache'}", "data.n_time_bins=4"]
-    result = run([sys.executable, "-m", "snn_lib.train", "exp_id=cli", *common, "model.channels=[4,8]",
+    result = run([sys.executable, str(SCRIPTS / "train.py"), "exp_id=cli", *common, "model.channels=[4,8]",
                   "train.num_epochs=1", "train.num_animations=1", "train.device=cpu"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert "best test accuracy" in result.stdout
