@@ -35,10 +35,11 @@ from train_speed import synthetic_frames  # noqa: E402  (the benchmarks folder i
 
 from snn_lib.config import ModelConfig, TrainConfig  # noqa: E402
 from snn_lib.data.loader import FrameLoader  # noqa: E402
+from snn_lib.device import keep_freed_cpu_memory, resolve_device  # noqa: E402
 from snn_lib.errors import SnnError  # noqa: E402
-from snn_lib.model import CSNN  # noqa: E402
+from snn_lib.model import CSNN, make_loss  # noqa: E402
 from snn_lib.report import hardware  # noqa: E402
-from snn_lib.train import keep_freed_cpu_memory, make_loss, prepare_model, resolve_device, train_epoch  # noqa: E402
+from snn_lib.train import prepare_model, train_epoch  # noqa: E402
 
 
 def make_data(n: int, T: int, seed: int, chunk: int = 5000) -> tuple[torch.Tensor, torch.Tensor]:

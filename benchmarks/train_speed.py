@@ -24,7 +24,7 @@ process's resident memory during one step (sampled every 2 ms after ``malloc_tri
 free memory back), an estimate good to a few MB.
 
 CPU allocator: by default the script sets it up as ``snn-train`` does on CPU
-(``snn_lib.train.keep_freed_cpu_memory``: glibc keeps freed blocks for reuse instead of unmapping
+(``snn_lib.device.keep_freed_cpu_memory``: glibc keeps freed blocks for reuse instead of unmapping
 them), for both implementations; ``--malloc default`` leaves glibc's defaults, under which every
 tensor over 32 MB is mapped and zero-filled afresh in every step (the fast path's time-folded
 tensors, not the loop's per-step ones). The setting is written into the results.
@@ -47,15 +47,14 @@ import time
 from collections.abc import Callable, Iterator
 
 import torch
-import torch.nn.functional as F
 
 from snn_lib.config import ModelConfig
 from snn_lib.data.loader import FrameLoader
+from snn_lib.device import keep_freed_cpu_memory, resolve_device
 from snn_lib.errors import SnnError
-from snn_lib.fast import csnn_forward_fast
-from snn_lib.model import CSNN
+from snn_lib.model import CSNN, make_loss
 from snn_lib.report import hardware
-from snn_lib.train import keep_freed_cpu_memory, resolve_device
+from snn_lib.train import forward_backward, train_step
 
 HEADLINE = (25, 32)                      # (T, batch): the defaults of snn-train
 
@@ -127,47 +126,34 @@ class Variant:
     lif_impl: str = "fused"              # for the fast path: fused, compiled, scan
     amp: str = "off"                     # "off" or "bf16"
     channels_last: bool = False
-    compile: str = ""                    # "" or a torch.compile mode: "default", "reduce-overhead" (CUDA graphs)
+    compile: str = ""                    # "" or a torch.compile mode of the model: "default", "reduce-overhead" (CUDA graphs)
 
 
 class Trainer:
-    """A model, its optimizer and one training step, for one :class:`Variant`."""
+    """A model and its optimizer for one :class:`Variant`, trained by ``snn_lib.train.train_step``
+    (the step ``snn-train`` runs)."""
 
     def __init__(self, variant: Variant, state: dict, device: torch.device, lr: float):
         self.variant = variant
-        self.device = device
-        model = CSNN(ModelConfig(impl=variant.impl)).to(device)
+        model = CSNN(ModelConfig(impl=variant.impl, lif_impl=variant.lif_impl)).to(device)
         model.load_state_dict(state)
         if variant.channels_last:
             model.to(memory_format=torch.channels_last)
         self.model = model
-        forward: Callable = model.forward_reference if variant.impl == "reference" else \
-            (lambda frames: csnn_forward_fast(model, frames, lif_impl=variant.lif_impl))
-        if variant.compile:
-            forward = torch.compile(forward, mode=variant.compile)
-        self.forward = forward
+        self.net = torch.compile(model, mode=variant.compile) if variant.compile else model
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        self.loss_fn = make_loss("ce_count")
 
     def gradients(self, frames: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         """Parameter gradients of the loss on one batch (no optimizer step)."""
-        self.loss(frames, labels).backward()
+        forward_backward(self.net, frames, labels, self.loss_fn, self.variant.amp)
         grads = {k: p.grad.detach().float().cpu().clone() for k, p in self.model.named_parameters()}
         self.optimizer.zero_grad(set_to_none=True)
         return grads
 
-    def loss(self, frames: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.variant.amp == "bf16"
-                    else contextlib.nullcontext())
-        with autocast:
-            spk, _ = self.forward(frames)                          # [T, B, 10]
-            return F.cross_entropy(spk.float().sum(0), labels)
-
     def step(self, frames: torch.Tensor, labels: torch.Tensor) -> float:
         """One optimizer step on ``frames [T, B, 2, H, W]``; returns the loss (synchronised)."""
-        loss = self.loss(frames, labels)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        loss, _ = train_step(self.net, frames, labels, self.optimizer, self.loss_fn, self.variant.amp)
         return loss.item()                                         # waits for the device
 
 
@@ -265,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's own, one per core)")
     p.add_argument("--malloc", default="train", choices=["train", "default"],
                    help="CPU allocator: 'train' keeps freed blocks as snn-train does "
-                        "(snn_lib.train.keep_freed_cpu_memory), 'default' leaves glibc as it is")
+                        "(snn_lib.device.keep_freed_cpu_memory), 'default' leaves glibc as it is")
     p.add_argument("--save", help="also write the table (markdown, hardware and command named) to this file")
     args = p.parse_args(argv)
     if args.threads:

@@ -21,17 +21,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
-from snn_lib.cli import check_overrides
-from snn_lib.config import Config
+from snn_lib.config import Config, apply_overrides
+from snn_lib.device import resolve_device
 from snn_lib.report import hardware
-from snn_lib.train import resolve_device, run_training
-
-
-def with_overrides(cfg: Config, overrides: list[str]) -> Config:
-    """``cfg`` with ``key=value`` settings applied (typed and checked by OmegaConf, as on the command line)."""
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cfg), OmegaConf.from_dotlist(overrides)))
+from snn_lib.train import run_training
 
 
 def main() -> None:
@@ -42,11 +36,10 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/real_1k_accuracy.md")
     parser.add_argument("--exp-root", default="exp")
     args, overrides = parser.parse_known_args()
-    check_overrides(Config, overrides)
 
     rows = []
     for seed in args.seeds:
-        cfg = with_overrides(Config(exp_id=f"real1k_seed{seed}", seed=seed, exp_root=args.exp_root), overrides)
+        cfg = apply_overrides(Config(exp_id=f"real1k_seed{seed}", seed=seed, exp_root=args.exp_root), overrides)
         cfg.data.root, cfg.data.test_from_train, cfg.train.num_animations = args.root, 0.1, 0
         result = run_training(cfg.validate())
         hist = result.history

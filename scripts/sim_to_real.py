@@ -25,14 +25,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from snn_lib.config import ModelConfig
-from snn_lib.data import cached_frames, default_cache_dir, list_recordings
-from snn_lib.data.loader import FrameLoader
+from snn_lib.config import ModelConfig, TrainConfig
+from snn_lib.data import FrameLoader, cached_frames, default_cache_dir, list_recordings
 from snn_lib.data.nmnist_sim import make_sim_dataset, mnist_digits
 from snn_lib.data.simulator import sim_settings
-from snn_lib.model import build_model, predict
+from snn_lib.evaluate import evaluate
+from snn_lib.model import build_model, make_loss
+from snn_lib.train import prepare_model, set_seed, train_epoch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sim_fidelity import DEFAULT_REAL, REPO, parse_sets, write_report  # noqa: E402
@@ -59,41 +59,25 @@ def sim_train_set(skip_per_class: int, per_class: int, recordings: int, sim, cac
     return root
 
 
-@torch.no_grad()
-def accuracy(net: torch.nn.Module, loader: FrameLoader) -> float:
-    net.eval()
-    correct = total = 0
-    for frames, labels in loader:
-        spk, _ = net(frames)                          # [T, B, 10]
-        correct += (predict(spk) == labels).sum().item()
-        total += len(labels)
-    net.train()
-    return correct / total
-
-
 def run(seed: int, epochs: int, train: tuple, test: tuple, impl: str) -> list[dict]:
-    torch.manual_seed(seed)
-    train_loader = FrameLoader(*train, batch_size=32, shuffle=True, seed=seed)
-    test_loader = FrameLoader(*test, batch_size=256)
-    net = build_model(ModelConfig(impl=impl), train_loader.frame_shape)
-    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    """Train on ``train`` with snn-train's own epoch loop and defaults; the real accuracy after each epoch."""
+    cfg = TrainConfig()
+    set_seed(seed)
+    train_loader = FrameLoader(*train, batch_size=cfg.batch_size, shuffle=True, seed=seed)
+    test_loader = FrameLoader(*test, batch_size=cfg.eval_batch_size)
+    device = torch.device("cpu")
+    model = build_model(ModelConfig(impl=impl), train_loader.frame_shape)
+    net = prepare_model(model, cfg, device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    loss_fn = make_loss(cfg.loss)
     history = []
     for epoch in range(epochs):
         train_loader.set_epoch(epoch)
-        start, seen, correct = time.perf_counter(), 0, 0
-        for frames, labels in train_loader:           # frames [T, B, 2, 34, 34]
-            spk, _ = net(frames)
-            loss = F.cross_entropy(spk.sum(0), labels)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            seen += len(labels)
-            correct += (predict(spk) == labels).sum().item()
-        real = accuracy(net, test_loader)
-        history.append({"epoch": epoch + 1, "train_acc": correct / seen, "real_acc": real,
-                        "seconds": time.perf_counter() - start})
-        log.info("seed %d epoch %d: train %.3f, real %.3f (%.0f s)", seed, epoch + 1, correct / seen, real,
-                 history[-1]["seconds"])
+        stats = train_epoch(net, train_loader, optimizer, loss_fn, cfg, device, desc=f"seed {seed} epoch {epoch + 1}")
+        real = evaluate(net, test_loader, loss_fn, device)["accuracy"]
+        history.append({"epoch": epoch + 1, "train_acc": stats["acc"], "real_acc": real, "seconds": stats["seconds"]})
+        log.info("seed %d epoch %d: train %.3f, real %.3f (%.0f s)", seed, epoch + 1, stats["acc"], real,
+                 stats["seconds"])
     return history
 
 
