@@ -32,12 +32,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PROG = "set_repository.py"
 
-# GitHub's rules: an owner is letters, digits and single hyphens (at most 39); a repository name is
-# letters, digits, '.', '-' and '_'. Colab opens notebooks from github.com only.
+# GitHub's rules: an owner is letters, digits and hyphens (at most 39, not first); a repository name
+# is letters, digits, '.', '-' and '_'. Colab opens notebooks from github.com only.
 URL_RE = re.compile(r"https://github\.com/(?P<owner>[A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))"
                     r"/(?P<repo>[A-Za-z0-9._-]+?)(?:\.git)?/?")
 # A branch name that is safe unquoted in YAML, after `@` in a pip requirement and in a URL.
-BRANCH_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(?:/[A-Za-z0-9_-][A-Za-z0-9._-]*)*")
+BRANCH_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*(?:/[A-Za-z0-9_][A-Za-z0-9._-]*)*")
 
 INSTALL_RE = re.compile(r"^(?P<indent>[ \t]*)%pip install -q git\+\S+$", re.MULTILINE)
 CLONE_RE = re.compile(r"^git clone \S+ && cd \S+$", re.MULTILINE)
