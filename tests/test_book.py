@@ -48,8 +48,10 @@ def _toc_files(node) -> list[str]:
     return found
 
 
-def _repository_url() -> str:
-    return yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+def _repository(root: Path = ROOT) -> tuple[str, str]:
+    """``repository.url`` and ``repository.branch`` of ``root``'s _config.yml."""
+    repository = yaml.safe_load((root / "_config.yml").read_text())["repository"]
+    return repository["url"], repository["branch"]
 
 
 def _cells(nb) -> list[tuple[str, str, tuple]]:
@@ -119,13 +121,16 @@ def _as_python(source: str) -> ast.Module:
 
 
 @pytest.mark.parametrize("src", CHAPTER_SOURCES, ids=_ids(CHAPTER_SOURCES))
-def test_first_cell_installs_from_the_repository_only_on_colab(src):
+def test_first_cell_installs_from_the_repository_only_on_colab(src, root: Path = ROOT):
+    """Colab opens the chapter from repository.url at repository.branch (_config.yml), so its
+    first cell installs snn_lib from that same branch. Also used on a copy of the book (``root``)."""
     cell = _first_code_cell(src)
-    url = _repository_url()
+    url, branch = _repository(root)
     installs = [line.strip() for line in cell.splitlines() if "pip" in line and "install" in line]
-    assert installs == [f"%pip install -q git+{url}"], (
-        f"{src.name}: the first code cell must install exactly `git+{url}` (repository.url of "
-        f"_config.yml) with `%pip install -q`; found {installs}")
+    assert installs == [f"%pip install -q git+{url}@{branch}"], (
+        f"{src.name}: the first code cell must install exactly `git+{url}@{branch}` (repository.url "
+        f"and .branch of _config.yml) with `%pip install -q`; found {installs}; "
+        f"`python scripts/set_repository.py {url} --branch {branch}` writes it")
     body = _as_python(cell).body
     guards = [node for node in body if isinstance(node, ast.If)]
     others = [node for node in body if not isinstance(node, (ast.If, ast.Import, ast.ImportFrom))]
@@ -139,6 +144,7 @@ def test_first_cell_installs_from_the_repository_only_on_colab(src):
 @pytest.mark.parametrize("change", [
     ('if "google.colab" in sys.modules:\n    %pip', "%pip"),            # installs everywhere
     ("git+https://", "git+https://example.org/fork/"),                 # another address
+    ("@main\n", "\n"),                                                 # no branch
 ])
 def test_first_cell_rule_catches_a_bad_cell(tmp_path, change):
     """The rule above fails on a chapter whose first cell breaks it (a test that cannot fail is a defect)."""
