@@ -21,7 +21,7 @@ from ..errors import DataError
 from .frames import cached_frames, events_to_frames, frame_transform
 from .loader import FrameLoader
 from .nmnist import (SENSOR_SIZE, Recording, download_nmnist, list_recordings, locate_nmnist,
-                     make_events, read_events, write_events)
+                     make_events, read_events, sample_root, write_events)
 
 
 def default_cache_dir() -> Path:
@@ -97,4 +97,4 @@ def make_loaders(cfg: DataConfig, batch_size: int = 32, eval_batch_size: int = 2
 __all__ = ["SENSOR_SIZE", "FrameLoader", "Loaders", "Recording", "cache_dir_of", "cached_frames",
            "dataset_root", "default_cache_dir", "download_nmnist", "events_to_frames", "frame_transform",
            "list_recordings", "load_splits", "locate_nmnist", "make_events", "make_loaders", "read_events",
-           "split_recordings", "write_events"]
+           "sample_root", "split_recordings", "write_events"]
