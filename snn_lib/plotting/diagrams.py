@@ -110,7 +110,7 @@ def plot_lif_circuit() -> Figure:
 
     _current_source(ax, xs, top, bottom)
     ax.text(xs - 0.6, 1.6, "$I(t)$", ha="right", va="center", fontsize=13)
-    ax.text(xs - 0.6, 1.05, "input\ncurrent", ha="right", va="top", fontsize=8.5, color="0.3")
+    ax.text(xs - 0.6, 1.05, "input\ncurrent", ha="right", va="top", fontsize=9.5, color="0.3")
     _wire(ax, (xs, top), (xu, top))
     _wire(ax, (xs, bottom), (xu, bottom))
     ax.plot([xc, xr], [top, top], "o", color="black", ms=4)
@@ -125,13 +125,13 @@ def plot_lif_circuit() -> Figure:
     ax.text(xc - 0.55, 1.6, "$C$", ha="right", va="center", fontsize=13)
     _arrow(ax, (xc + 0.5, 2.55), (xc + 0.5, 1.95), lw=1.2)
     ax.text(xc + 0.65, 2.25, r"$I_C = C\,\dfrac{dU}{dt}$", ha="left", va="center", fontsize=10.5)
-    ax.text(xc, -0.55, "membrane\n(lipid bilayer)", ha="center", va="top", fontsize=8.5, color="0.3")
+    ax.text(xc, -0.55, "membrane\n(lipid bilayer)", ha="center", va="top", fontsize=9.5, color="0.3")
 
     _resistor(ax, xr, top, bottom)
     ax.text(xr - 0.4, 1.6, "$R$", ha="right", va="center", fontsize=13)
     _arrow(ax, (xr + 0.5, 2.55), (xr + 0.5, 1.95), lw=1.2)
     ax.text(xr + 0.65, 2.25, r"$I_R = \dfrac{U}{R}$", ha="left", va="center", fontsize=10.5)
-    ax.text(xr, -0.55, "leak\n(ion channels)", ha="center", va="top", fontsize=8.5, color="0.3")
+    ax.text(xr, -0.55, "leak\n(ion channels)", ha="center", va="top", fontsize=9.5, color="0.3")
 
     for y, sign in ((top, "+"), (bottom, "\u2212")):
         ax.add_patch(Circle((xu, y), 0.1, ec="black", fc="white", lw=1.4, zorder=3))
@@ -178,46 +178,47 @@ def plot_bptt_unrolled(surrogate: str = "atan", slope: float = 2.0) -> Figure:
 
     cols = {"t-1": 1.4, "t": 4.9, "t+1": 8.4}
     y_x, y_w, y_u, y_s, y_l = 0.0, 1.55, 3.1, 4.75, 6.35
+    r = 0.8                                             # radius of a membrane's circle
     for name, x in cols.items():
         step = f"[{name}]"
         ax.text(x, y_x, f"$X{step}$", ha="center", va="center", fontsize=11,
                 bbox=dict(boxstyle="round,pad=0.25", fc="0.93", ec="0.5"))
-        ax.add_patch(Circle((x, y_u), 0.72, ec="black", fc="white", lw=1.4, zorder=2))
-        ax.text(x, y_u, f"$U{step}$", ha="center", va="center", fontsize=9.5, zorder=4)
+        ax.add_patch(Circle((x, y_u), r, ec="black", fc="white", lw=1.4, zorder=2))
+        ax.text(x, y_u, f"$U{step}$", ha="center", va="center", fontsize=10.5, zorder=4)
         _box(ax, (x, y_s), 1.3, 0.7, f"$S{step}$", fontsize=11)
-        _arrow(ax, (x - 0.25, y_x + 0.35), (x - 0.25, y_u - 0.68))               # X -> U through W
+        _arrow(ax, (x - 0.25, y_x + 0.35), (x - 0.25, y_u - r + 0.04))               # X -> U through W
         ax.text(x - 0.35, y_w, "$W$", ha="right", va="center", fontsize=11)
-        _arrow(ax, (x - 0.25, y_u + 0.68), (x - 0.25, y_s - 0.35))               # U -> S: the step H
+        _arrow(ax, (x - 0.25, y_u + r - 0.04), (x - 0.25, y_s - 0.35))               # U -> S: the step H
         ax.text(x - 0.4, (y_u + y_s) / 2 + 0.05, "$H$", ha="right", va="center", fontsize=10.5)
         _arrow(ax, (x - 0.25, y_s + 0.35), (x - 0.25, y_l - 0.42))               # S -> loss
         # backward: loss -> S -> (surrogate) -> U -> W, to the right of the forward arrows
         _arrow(ax, (x + 0.25, y_l - 0.42), (x + 0.25, y_s + 0.35), color=BACKWARD, ls="--")
-        _arrow(ax, (x + 0.25, y_s - 0.35), (x + 0.25, y_u + 0.68), color=BACKWARD, ls="--")
+        _arrow(ax, (x + 0.25, y_s - 0.35), (x + 0.25, y_u + r - 0.04), color=BACKWARD, ls="--")
         ax.text(x + 0.38, (y_u + y_s) / 2 + 0.05, r"$\tilde{\sigma}'$", ha="left", va="center",
                 fontsize=11, color=BACKWARD)
-        _arrow(ax, (x + 0.25, y_u - 0.68), (x + 0.25, y_w - 0.2), color=BACKWARD, ls="--")
-        ax.text(x + 0.38, y_w - 0.1, r"$\partial L/\partial W$", ha="left", va="center", fontsize=9,
+        _arrow(ax, (x + 0.25, y_u - r + 0.04), (x + 0.25, y_w - 0.2), color=BACKWARD, ls="--")
+        ax.text(x + 0.38, y_w - 0.1, r"$\partial L/\partial W$", ha="left", va="center", fontsize=10.5,
                 color=BACKWARD)
 
     _box(ax, ((cols["t-1"] + cols["t+1"]) / 2, y_l + 0.05), 8.7, 0.8,
          r"loss $L$ of the spike counts $\Sigma_t\, S[t]$", fontsize=10.5)
     for a, b in (("t-1", "t"), ("t", "t+1")):
         xa, xb = cols[a], cols[b]
-        _arrow(ax, (xa + 0.72, y_u + 0.18), (xb - 0.72, y_u + 0.18))              # U[t-1] -> U[t]
+        _arrow(ax, (xa + r, y_u + 0.18), (xb - r, y_u + 0.18))              # U[t-1] -> U[t]
         ax.text((xa + xb) / 2, y_u + 0.3, r"$\beta$", ha="center", va="bottom", fontsize=11)
-        _arrow(ax, (xb - 0.72, y_u - 0.2), (xa + 0.72, y_u - 0.2), color=BACKWARD, ls="--")
+        _arrow(ax, (xb - r, y_u - 0.2), (xa + r, y_u - 0.2), color=BACKWARD, ls="--")
         ax.text((xa + xb) / 2, y_u - 0.32, r"$\beta$", ha="center", va="top", fontsize=11, color=BACKWARD)
-        _arrow(ax, (xa + 0.66, y_s - 0.15), (xb - 0.6, y_u + 0.5), color="0.45", ls=":", lw=1.3)
+        _arrow(ax, (xa + 0.66, y_s - 0.15), (xb - 0.62, y_u + 0.55), color="0.45", ls=":", lw=1.3)
         ax.text((xa + xb) / 2 + 0.1, (y_u + y_s) / 2 + 0.38, r"$-\theta$", ha="center", va="bottom",
                 fontsize=10, color="0.35")
-    _arrow(ax, (cols["t-1"] - 1.5, y_u + 0.18), (cols["t-1"] - 0.72, y_u + 0.18), color="0.6")
-    _arrow(ax, (cols["t+1"] + 0.72, y_u + 0.18), (cols["t+1"] + 1.5, y_u + 0.18), color="0.6")
-    ax.text(-0.9, y_u - 0.45, "from\n$U[t-2]$", ha="center", va="top", fontsize=8, color="0.4")
-    ax.text(9.7, y_u - 0.45, "to\n$U[t+2]$", ha="center", va="top", fontsize=8, color="0.4")
+    _arrow(ax, (cols["t-1"] - 1.5, y_u + 0.18), (cols["t-1"] - r, y_u + 0.18), color="0.6")
+    _arrow(ax, (cols["t+1"] + r, y_u + 0.18), (cols["t+1"] + 1.5, y_u + 0.18), color="0.6")
+    ax.text(-0.75, y_u - 0.45, "from\n$U[t-2]$", ha="center", va="top", fontsize=9.5, color="0.4")
+    ax.text(9.55, y_u - 0.45, "to\n$U[t+2]$", ha="center", va="top", fontsize=9.5, color="0.4")
     handles = [ax.plot([], [], color=FORWARD, lw=1.4, label="forward")[0],
                ax.plot([], [], color=BACKWARD, lw=1.4, ls="--", label="backward (BPTT)")[0],
                ax.plot([], [], color="0.45", lw=1.3, ls=":", label="reset (no gradient)")[0]]
-    ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, -0.09), ncol=3, fontsize=8.5,
+    ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, -0.09), ncol=3, fontsize=10,
               frameon=False)
 
     # the spike's derivative: zero for the step, a surrogate bump in the backward pass
@@ -226,16 +227,16 @@ def plot_bptt_unrolled(surrogate: str = "atan", slope: float = 2.0) -> Figure:
     grad = u.grad.numpy()
     ax_f = fig.add_subplot(grid[0, 1])
     ax_f.plot([-2, 0, 0, 2], [0, 0, 1, 1], color=FORWARD, lw=1.6)
-    ax_f.set_title(r"forward: $S = H(U-\theta)$", fontsize=9)
+    ax_f.set_title(r"forward: $S = H(U-\theta)$", fontsize=10)
     ax_g = fig.add_subplot(grid[1, 1], sharex=ax_f)
     ax_g.plot([-2, 2], [0, 0], color=FORWARD, lw=1.6, label=r"step: 0 for $U \neq \theta$")
     ax_g.plot(u.detach().numpy(), grad, color=BACKWARD, lw=1.6, label=rf"surrogate $\tilde{{\sigma}}'$ ({surrogate})")
-    ax_g.set_title(r"backward: $\partial S/\partial U$", fontsize=9)
-    ax_g.set_xlabel(r"$U - \theta$", fontsize=9)
-    ax_g.legend(fontsize=7.5, loc="upper left", frameon=False, handlelength=1.2)
+    ax_g.set_title(r"backward: $\partial S/\partial U$", fontsize=10)
+    ax_g.set_xlabel(r"$U - \theta$", fontsize=10)
+    ax_g.legend(fontsize=8.5, loc="upper left", frameon=False, handlelength=1.0, borderaxespad=0.2)
     ax_g.set_ylim(-0.05 * grad.max(), 1.45 * grad.max())
     for a in (ax_f, ax_g):
-        a.tick_params(labelsize=7.5)
+        a.tick_params(labelsize=8.5)
         a.grid(alpha=0.3)
     return fig
 
@@ -285,7 +286,7 @@ def plot_csnn_diagram(channels: tuple[int, int] = (12, 64), kernel_size: int = 5
     (:func:`csnn_shapes`), in two rows: the convolutional part, then the classifier."""
     stages = csnn_shapes(channels, kernel_size, input_size, num_classes)
     per_row = 6
-    width, height, step = 1.2, 1.05, 1.42
+    width, height, step = 1.26, 1.05, 1.42
     fig, ax = _canvas(8.5, 3.5, (-0.2, per_row * step - 0.02), (-0.25, 3.45))
     faces = {"conv": "#dbe9f6", "max ": "#e8e8e8", "LIF\n": "#fde3c8", "fully": "#dbe9f6"}
     centres = []
@@ -295,8 +296,8 @@ def plot_csnn_diagram(channels: tuple[int, int] = (12, 64), kernel_size: int = 5
         centres.append((x, y))
         face = next((c for key, c in faces.items() if name.startswith(key)), "white")
         _box(ax, (x, y), width, height, face=face)
-        ax.text(x, y + 0.17, name, ha="center", va="center", fontsize=9, linespacing=1.15, zorder=4)
-        ax.text(x, y - 0.33, shape, ha="center", va="center", fontsize=8, family="monospace", zorder=4,
+        ax.text(x, y + 0.17, name, ha="center", va="center", fontsize=9.5, linespacing=1.15, zorder=4)
+        ax.text(x, y - 0.33, shape, ha="center", va="center", fontsize=8.5, family="monospace", zorder=4,
                 color="0.15")
     for i in range(len(centres) - 1):
         (xa, ya), (xb, yb) = centres[i], centres[i + 1]
@@ -307,7 +308,7 @@ def plot_csnn_diagram(channels: tuple[int, int] = (12, 64), kernel_size: int = 5
             _wire(ax, (xa, ya - height / 2), (xa, middle), (xb, middle), lw=1.3)
             _arrow(ax, (xb, middle), (xb, yb + height / 2), lw=1.3)
     ax.text(0.05, -0.2, "shapes: time steps T, batch B, then channels \u00d7 height \u00d7 width",
-            ha="left", va="center", fontsize=8, color="0.35")
+            ha="left", va="center", fontsize=9.5, color="0.35")
     return fig
 
 
