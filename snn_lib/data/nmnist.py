@@ -26,6 +26,7 @@ SENSOR_SIZE = (34, 34, 2)               # (width, height, polarities), as tonic.
 EVENT_DTYPE = tonic.datasets.NMNIST.dtype
 SPLITS = {"train": "Train", "test": "Test"}
 LAYOUT_HINT = "Expected ROOT/Train/<label>/<id>.bin and ROOT/Test/<label>/<id>.bin (the N-MNIST layout)"
+SAMPLE_ROOT = Path(__file__).resolve().parent / "nmnist_sample"    # package data, see sample_root()
 
 
 def read_events(path: str | Path) -> np.ndarray:
@@ -91,6 +92,24 @@ def find_root(root: str | Path) -> Path | None:
         if (candidate / "Train").is_dir() or (candidate / "Test").is_dir():
             return candidate
     return None
+
+
+def sample_root() -> Path:
+    """The folder of the 20 real N-MNIST recordings that ship with snn_lib: ``Train/<label>/<id>.bin``,
+    the first two recordings of each digit in the training split (``<id>``: the 1-based index of the
+    MNIST training image). They are package data, so they are there wherever snn_lib is installed
+    (editable, from git on Colab, from a wheel). Licence and provenance: the README.md beside them.
+
+    ::
+
+        recordings = list_recordings(sample_root(), "train")    # 20, sorted by label
+        events = read_events(recordings[0].path)                  # x, y, t (us), p
+    """
+    if not (SAMPLE_ROOT / "Train").is_dir():
+        raise DataError(f"snn_lib's N-MNIST sample is missing from {SAMPLE_ROOT}: this installation of snn_lib "
+                        "lacks its package data; reinstall it (pip install --force-reinstall snn_lib, or "
+                        "pip install -e . from a clone).")
+    return SAMPLE_ROOT
 
 
 def list_recordings(root: str | Path, split: str) -> list[Recording]:

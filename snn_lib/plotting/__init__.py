@@ -6,10 +6,11 @@ the library keeps no global figure state and a notebook shows a returned figure 
 Animations are saved as GIF with Pillow (:func:`~snn_lib.plotting.base.save_gif`), so no ffmpeg is needed, and shown in
 the book with :func:`~snn_lib.plotting.base.animation_html`.
 
-The functions live in four modules by subject and are all importable from here:
+The functions live in five modules by subject and are all importable from here:
 :mod:`~snn_lib.plotting.base` (figures and animations), :mod:`~snn_lib.plotting.training` (runs and the
-network's activity), :mod:`~snn_lib.plotting.spikes` (spike codes and the LIF neuron) and
-:mod:`~snn_lib.plotting.events` (event recordings).
+network's activity), :mod:`~snn_lib.plotting.spikes` (spike codes and the LIF neuron),
+:mod:`~snn_lib.plotting.events` (event recordings) and :mod:`~snn_lib.plotting.diagrams` (the book's
+diagrams: the LIF circuit, backpropagation through time, the CSNN's shapes, an event pixel).
 """
 
 from .base import (
@@ -26,11 +27,16 @@ from .spikes import (
 from .events import (
     plot_frames, plot_events_3d, animate_events, plot_time_bins, plot_recordings,
 )
+from .diagrams import (
+    plot_lif_circuit, plot_bptt_unrolled, csnn_shapes, plot_csnn_diagram, log_intensity_events,
+    plot_log_intensity_events,
+)
 
 __all__ = [
-    "animate_events", "animate_spike_counts", "animate_spike_frames", "animation_html",
-    "new_figure", "plot_confusion", "plot_events_3d", "plot_frames", "plot_images",
-    "plot_layer_activity", "plot_lif_response", "plot_lif_trace", "plot_metric",
+    "animate_events", "animate_spike_counts", "animate_spike_frames", "animation_html", "csnn_shapes",
+    "log_intensity_events", "new_figure", "plot_bptt_unrolled", "plot_confusion",
+    "plot_csnn_diagram", "plot_events_3d", "plot_frames", "plot_images", "plot_layer_activity",
+    "plot_lif_circuit", "plot_lif_response", "plot_lif_trace", "plot_log_intensity_events", "plot_metric",
     "plot_per_class_accuracy", "plot_raster", "plot_recordings", "plot_spike_encodings",
     "plot_spike_images", "plot_step_times", "plot_surrogates", "plot_test_acc", "plot_time_bins",
     "plot_train_loss", "save_gif",
