@@ -1,20 +1,30 @@
-"""Checkpoints: written atomically, self-describing, loaded back into a model.
+"""Checkpoints: self-describing, written atomically and durably, verified and loaded safely.
 
-A checkpoint is a dict saved with ``torch.save``::
+A checkpoint is a dict saved with ``torch.save``, holding only tensors, numbers, strings, lists
+and dicts::
 
     model          the state dict (weights and biases; beta and threshold are in the config)
     optimizer      Adam's state dict, or None
     config         the full Config of the run, as a plain dict
     epoch          the last epoch trained
+    best_epoch     the epoch whose weights best.pt of the same run holds
     history        one row of metrics per epoch (metrics.csv)
     metrics        the last row
     frame_shape    (T, 2, H, W) of one recording: with the config, enough to rebuild the model
+    digest         SHA-256 of the model's and the optimizer's tensors
     snn_lib_format the version of this layout
+
+Loading uses ``torch.load(weights_only=True)``: a file that holds anything else (a pickled Python
+object, which could run code when loaded) is refused, as is a file whose tensors no longer match
+their digest (bytes changed on disk or on the way: torch does not check the zip's checksums).
 """
 
 from __future__ import annotations
 
-import re
+import hashlib
+import io
+import logging
+import pickle
 from pathlib import Path
 
 import torch
@@ -22,49 +32,93 @@ import torch
 from .config import Config, config_from_dict, config_to_dict
 from .errors import SnnError
 from .model import CSNN, build_model
+from .rundir import atomic_write
+
+log = logging.getLogger("snn_lib")
 
 FORMAT = 2
-"""Format 2: snnTorch's neuron constants are no longer in the model's state dict. Format 1 (the
-first release) stored them there too; such checkpoints still load."""
+"""Format 2: a digest of the tensors, ``best_epoch``, and snnTorch's neuron constants no longer in
+the model's state dict. Format 1 (the first release) still loads, unverified."""
 
-_NEURON_KEY = re.compile(r"^lif\d\.(beta|threshold|graded_spikes_factor|reset_mechanism_val)$")
+_NEURON_KEYS = ("beta", "threshold", "graded_spikes_factor", "reset_mechanism_val")
+
+
+def tensors_digest(obj) -> str:
+    """SHA-256 of every tensor in a nested dict/list, with its place, dtype and shape."""
+    h = hashlib.sha256()
+
+    def walk(x, where: str) -> None:
+        if isinstance(x, torch.Tensor):
+            t = x.detach().cpu().contiguous()
+            h.update(f"{where}|{t.dtype}|{tuple(t.shape)}|".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(x, dict):
+            for key in sorted(x, key=str):
+                walk(x[key], f"{where}/{key}")
+        elif isinstance(x, (list, tuple)):
+            for i, item in enumerate(x):
+                walk(item, f"{where}/{i}")
+
+    walk(obj, "")
+    return h.hexdigest()
 
 
 def save_checkpoint(path: str | Path, model: CSNN, optimizer: torch.optim.Optimizer | None, cfg: Config,
-                    epoch: int, history: list[dict], frame_shape: tuple[int, ...]) -> Path:
-    """Write a self-describing checkpoint atomically (a killed run never leaves half a file)."""
+                    epoch: int, history: list[dict], frame_shape: tuple[int, ...],
+                    best_epoch: int | None = None) -> Path:
+    """Write a self-describing checkpoint atomically and durably (a killed run, a crash or a full
+    disk never leaves half a file in its place); a one-line SnnError names a file that cannot be
+    written."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer else None,
-             "config": config_to_dict(cfg), "epoch": epoch, "history": history,
-             "metrics": history[-1] if history else {}, "frame_shape": list(frame_shape),
+    model_state = model.state_dict()
+    optimizer_state = optimizer.state_dict() if optimizer else None
+    state = {"model": model_state, "optimizer": optimizer_state, "config": config_to_dict(cfg), "epoch": epoch,
+             "best_epoch": best_epoch, "history": history, "metrics": history[-1] if history else {},
+             "frame_shape": list(frame_shape),
+             "digest": {"model": tensors_digest(model_state), "optimizer": tensors_digest(optimizer_state)},
              "snn_lib_format": FORMAT}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
-    return path
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return atomic_write(path, buffer.getvalue())
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """A checkpoint's dict, on the CPU; an SnnError names a missing or unreadable file."""
+    """A checkpoint's dict, on the CPU, after the safety and integrity checks of the module
+    docstring; a one-line SnnError says what is wrong with the file."""
     path = Path(path)
     if not path.is_file():
         raise SnnError(f"checkpoint '{path}' does not exist; give the path of a .pt file written by snn-train "
                        "(exp/<exp_id>/checkpoints/best.pt).")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "global" in str(err).lower():                 # a Python object the safe unpickler blocks
+            raise SnnError(f"checkpoint '{path}' holds Python objects besides tensors, numbers, strings, lists and "
+                           "dicts, which could run code when loaded: refused. Use a checkpoint written by "
+                           "snn-train.") from None
+        raise SnnError(f"checkpoint '{path}' cannot be read (UnpicklingError); it is damaged or not written by "
+                       "snn-train.") from None
+    except Exception as err:  # noqa: BLE001 - any other failure: not a readable checkpoint
         raise SnnError(f"checkpoint '{path}' cannot be read ({type(err).__name__}); it is damaged or not "
                        "written by snn-train.") from None
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise SnnError(f"checkpoint '{path}' is not an snn_lib checkpoint (no model/config inside).")
+    digest = state.get("digest")
+    if digest is None:
+        log.warning("checkpoint %s was written by an older snn_lib, without a digest: its weights are not "
+                    "verified", path)
+    elif (digest.get("model") != tensors_digest(state["model"])
+          or digest.get("optimizer") != tensors_digest(state["optimizer"])):
+        raise SnnError(f"checkpoint '{path}' is damaged: its tensors do not match the digest stored with them "
+                       "(bytes changed on disk or in transfer); use another copy.")
     return state
 
 
 def model_weights(state: dict) -> dict:
     """The model's state dict of a loaded checkpoint, in the current format (format 1's neuron
     constants, which the config holds, are left out)."""
-    return {k: v for k, v in state["model"].items() if not _NEURON_KEY.match(k)}
+    return {k: v for k, v in state["model"].items()
+            if not (k.startswith("lif") and k.rpartition(".")[2] in _NEURON_KEYS)}
 
 
 def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu",
@@ -81,4 +135,25 @@ def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu",
     return model.to(device).eval(), cfg
 
 
-__all__ = ["FORMAT", "load_checkpoint", "model_from_checkpoint", "model_weights", "save_checkpoint"]
+def repair_best(last_path: str | Path, best_path: str | Path, last: dict) -> bool:
+    """Make ``best.pt`` hold the epoch that ``last.pt`` says it must (``last["best_epoch"]``).
+
+    A run writes last.pt, then best.pt; a kill between the two leaves best.pt an epoch behind,
+    and then the best epoch is last.pt's own epoch, so last.pt's bytes are copied. Returns True
+    when it repaired something; a one-line SnnError when the set cannot be made consistent."""
+    best_epoch = last.get("best_epoch")
+    if best_epoch is None:
+        return False
+    best_path = Path(best_path)
+    if best_path.is_file() and load_checkpoint(best_path)["epoch"] == best_epoch:
+        return False
+    if best_epoch != last["epoch"]:
+        raise SnnError(f"{best_path} does not hold epoch {best_epoch}, the best epoch that {last_path} names, "
+                       "and cannot be rebuilt from it; evaluate last.pt instead, or start a new exp_id.")
+    atomic_write(best_path, Path(last_path).read_bytes())
+    log.info("best.pt repaired: it now holds epoch %d, copied from last.pt", best_epoch)
+    return True
+
+
+__all__ = ["FORMAT", "load_checkpoint", "model_from_checkpoint", "model_weights", "repair_best", "save_checkpoint",
+           "tensors_digest"]
