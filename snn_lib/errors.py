@@ -5,6 +5,8 @@ what to do. The command-line tools print that line (``snn-train: ...``) and exit
 instead of showing a traceback; library callers catch :class:`SnnError`.
 """
 
+import errno
+
 
 class SnnError(Exception):
     """A problem with the user's input (a setting, a file, a folder), not a bug in snn_lib."""
@@ -22,3 +24,22 @@ def require(ok: bool, setting: str, value: object, expected: str) -> None:
     """Raise a ConfigError naming ``setting``, its ``value`` and what it expects, unless ``ok``."""
     if not ok:
         raise ConfigError(f"{setting}={value!r} is not valid: expected {expected}.")
+
+
+_ADVICE = {
+    errno.ENOSPC: "the disk is full; free some space",
+    errno.EDQUOT: "the disk quota is used up; free some space",
+    errno.EROFS: "the file system is read-only; choose a writable folder",
+    errno.EACCES: "permission denied; choose a folder you may write to",
+    errno.EPERM: "permission denied; choose a folder you may write to",
+    errno.ENOTDIR: "a part of that path is a file, not a folder",
+    errno.EISDIR: "it is a folder; give a file name",
+    errno.ENAMETOOLONG: "the name is too long; use a shorter one",
+    errno.ENOENT: "a folder on that path does not exist",
+}
+
+
+def file_error(action: str, path: object, err: OSError) -> SnnError:
+    """A one-line SnnError for an operating-system error on ``path``: what failed, why, what to do."""
+    why = _ADVICE.get(err.errno, err.strerror or type(err).__name__)
+    return SnnError(f"cannot {action} {path}: {why} ({err.strerror or err}).")

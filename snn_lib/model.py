@@ -56,6 +56,17 @@ def flat_features(input_size: int, channels: int, kernel_size: int) -> int:
     return channels * side * side
 
 
+def check_input_size(cfg: ModelConfig, input_size: int) -> None:
+    """Refuse, with a one-line ConfigError, frames too small for the network's two conv + pool stages
+    (before any data is loaded: the frame size is ``data.crop`` or the sensor's 34)."""
+    try:
+        flat_features(input_size, cfg.channels[1], cfg.kernel_size)
+    except ValueError:
+        raise ConfigError(f"model.kernel_size={cfg.kernel_size} leaves nothing of {input_size}x{input_size} frames "
+                          "after two conv + 2x2 pool stages; use a smaller kernel or larger frames (data.crop=0 "
+                          "keeps the 34x34 sensor).") from None
+
+
 def _float32(x: float) -> float:
     """``x`` rounded to float32, as snnTorch stores ``beta`` and ``threshold`` (float32 buffers).
 

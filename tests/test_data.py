@@ -52,6 +52,10 @@ def test_layout_errors(tmp_path):
         list_recordings(tmp_path, "train")
     shutil.rmtree(tmp_path / "Train" / "cat")
     write_events(tmp_path / "Train" / "3" / "1.bin", toy_events(3, np.random.default_rng(0)))
+    with pytest.raises(DataError, match="no recordings of label 0, 1, 2, 4, 5, 6, 7, 8, 9"):
+        list_recordings(tmp_path, "train")
+    for label in range(10):
+        write_events(tmp_path / "Train" / str(label) / "1.bin", toy_events(label, np.random.default_rng(0)))
     with pytest.raises(DataError, match="test_from_train"):
         split_recordings(DataConfig(root=str(tmp_path)), tmp_path)
     with pytest.raises(DataError, match="download=true"):
@@ -146,9 +150,10 @@ def test_real_recordings_load(real_nmnist, tmp_path):
     assert len(recs) == 1000 and {r.label for r in recs} == set(range(10))
     events = read_events(recs[0].path)
     assert 1000 < len(events) < 20000 and 250_000 < events["t"].max() < 400_000
-    cfg = DataConfig(root=str(real_nmnist), test_from_train=0.1, subset=10, cache_dir=str(tmp_path))
-    assert load_split(cfg, "train")[0].shape == (90, 25, 2, 34, 34)
-    assert load_split(cfg, "test")[0].shape == (10, 25, 2, 34, 34)
+    cfg = DataConfig(root=str(real_nmnist), test_from_train=0.1, subset=5, cache_dir=str(tmp_path))
+    assert load_split(cfg, "train")[0].shape == (180, 25, 2, 34, 34)
+    frames, labels = load_split(cfg, "test")
+    assert frames.shape == (20, 25, 2, 34, 34) and labels.unique().tolist() == list(range(10))
 
 
 def test_load_split_refuses_an_unknown_split(toy_nmnist, tmp_path):

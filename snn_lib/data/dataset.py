@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from ..config import DataConfig
 from ..errors import ConfigError, DataError
 from .frames import cached_frames
 from .nmnist import Recording, list_recordings, locate_nmnist
+
+log = logging.getLogger("snn_lib")
 
 SPLIT_NAMES = ("train", "test")
 HOLDOUT_SEED = 12345        # the held-out recordings are the same whatever seed a run uses
@@ -65,7 +68,16 @@ def split_recordings(cfg: DataConfig, root: Path) -> dict[str, list[Recording]]:
             raise DataError(f"data.root '{root}' has Train/ but no Test/ folder: add Test/<label>/<id>.bin "
                             "or set data.test_from_train=0.1 to hold out part of Train/ for testing.")
         test = list_recordings(root, "test")
-    return {"train": train[::cfg.subset], "test": test[::cfg.subset]}
+    splits = {"train": train[::cfg.subset], "test": test[::cfg.subset]}
+    for name, recordings in splits.items():
+        missing = sorted(set(range(10)) - {rec.label for rec in recordings})
+        if missing:
+            why = (f"data.test_from_train={cfg.test_from_train} and data.subset={cfg.subset} leave"
+                   if cfg.test_from_train > 0 else f"data.subset={cfg.subset} leaves")
+            raise DataError(f"{why} the {name} split of {root} without recordings of label "
+                            f"{', '.join(map(str, missing))}; every class needs some: change those settings or "
+                            "add recordings.")
+    return splits
 
 
 def load_split(cfg: DataConfig, split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,9 +86,34 @@ def load_split(cfg: DataConfig, split: str) -> tuple[torch.Tensor, torch.Tensor]
     if split not in SPLIT_NAMES:
         raise ConfigError(f"split={split!r} is not valid: expected {' or '.join(SPLIT_NAMES)}.")
     recordings = split_recordings(cfg, dataset_root(cfg))[split]
-    return cached_frames(recordings, cfg.n_time_bins, cfg.denoise_us, cfg.crop, cache_dir_of(cfg),
-                         desc=f"{split} frames")
+    frames, labels = cached_frames(recordings, cfg.n_time_bins, cfg.denoise_us, cfg.crop, cache_dir_of(cfg),
+                                   desc=f"{split} frames")
+    check_blank(frames, recordings, split)
+    return frames, labels
 
 
-__all__ = ["HOLDOUT_SEED", "SPLIT_NAMES", "cache_dir_of", "dataset_root", "default_cache_dir", "load_split",
-           "split_recordings"]
+BLANK_LIMIT = 0.5
+"""A split where more than this fraction of the recordings has no event in any frame stops the run."""
+
+
+def check_blank(frames: torch.Tensor, recordings: list[Recording], split: str) -> int:
+    """Report recordings whose frames hold no event at all (by file, with a warning); raise a
+    DataError when they are most of the split. Returns how many are blank.
+
+    Such a recording is usually a damaged file: timestamps out of order, all events at one time,
+    or events the crop cut away."""
+    blank = (frames.reshape(len(frames), -1).amax(1) == 0).nonzero().flatten().tolist()   # indices of [N]
+    if not blank:
+        return 0
+    names = ", ".join(str(recordings[i].path) for i in blank[:5]) + (", ..." if len(blank) > 5 else "")
+    if len(blank) > BLANK_LIMIT * len(frames):
+        raise DataError(f"{len(blank)} of the {len(frames)} {split} recordings give no event in any frame "
+                        f"({names}): the files are damaged or data.crop/data.denoise_us remove every event; "
+                        "check them.")
+    log.warning("%d of %d %s recordings give no event in any frame and teach nothing: %s", len(blank),
+                len(frames), split, names)
+    return len(blank)
+
+
+__all__ = ["BLANK_LIMIT", "HOLDOUT_SEED", "SPLIT_NAMES", "cache_dir_of", "check_blank", "dataset_root",
+           "default_cache_dir", "load_split", "split_recordings"]

@@ -14,9 +14,14 @@ setting never returns stale frames and a second run skips the preprocessing.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import json
+import logging
 import os
+import shutil
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -26,6 +31,8 @@ import tonic.transforms as tt
 from tqdm.auto import tqdm
 
 from .nmnist import SENSOR_SIZE, Recording, read_events
+
+log = logging.getLogger("snn_lib")
 
 FORMAT_VERSION = 1
 
@@ -70,7 +77,7 @@ def frames_of_recordings(recordings: list[Recording], n_time_bins: int, denoise_
     jobs = [(rec.path, n_time_bins, denoise_us, crop) for rec in recordings]
     workers = workers or min(os.cpu_count() or 1, 8)
     if workers > 1 and len(jobs) >= 2000:
-        with ProcessPoolExecutor(workers) as pool:
+        with worker_pool(workers) as pool:
             frames = list(tqdm(pool.map(_frames_of, jobs, chunksize=64), total=len(jobs), desc=desc))
     else:
         frames = [_frames_of(job) for job in tqdm(jobs, desc=desc)]
@@ -90,10 +97,57 @@ def cached_frames(recordings: list[Recording], n_time_bins: int, denoise_us: int
             pass
     frames = frames_of_recordings(recordings, n_time_bins, denoise_us, crop, desc=desc)
     labels = torch.tensor([rec.label for rec in recordings], dtype=torch.int64)
-    cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    torch.save({"frames": frames, "labels": labels,
-                "files": [str(rec.path) for rec in recordings],
-                "settings": {"n_time_bins": n_time_bins, "denoise_us": denoise_us, "crop": crop}}, tmp)
-    tmp.replace(path)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale(cache_dir, "frames-*.tmp")
+        torch.save({"frames": frames, "labels": labels,
+                    "files": [str(rec.path) for rec in recordings],
+                    "settings": {"n_time_bins": n_time_bins, "denoise_us": denoise_us, "crop": crop}}, tmp)
+        tmp.replace(path)
+    except (OSError, RuntimeError) as err:      # torch.save reports a full disk as a RuntimeError
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        log.warning("frames not cached: cannot write %s (%s); set data.cache_dir to a writable folder to skip "
+                    "this work next time", cache_dir, getattr(err, "strerror", None) or str(err).splitlines()[0])
     return frames, labels
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:                      # alive, another user's
+        return True
+    return True
+
+
+def remove_stale(folder: Path, pattern: str) -> list[Path]:
+    """Remove the leftovers of killed processes in ``folder``: entries matching ``pattern`` whose
+    name carries the id of a process that no longer runs (``<name>.<pid>.tmp``,
+    ``.building-<key>-<pid>``). Returns what was removed."""
+    removed = []
+    for path in folder.glob(pattern):
+        digits = path.name.removesuffix(".tmp").replace("-", ".").rpartition(".")[2]
+        if digits.isdigit() and int(digits) != os.getpid() and not _pid_alive(int(digits)):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            removed.append(path)
+    return removed
+
+
+def _die_with_parent() -> None:
+    """Worker initializer: on Linux, the worker is killed when the process that started it dies
+    (``kill -9`` of a build included), instead of running on with nobody to collect its work."""
+    with contextlib.suppress(OSError, AttributeError):
+        pr_set_pdeathsig = 1                                     # prctl option (linux/prctl.h)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """Processes for data preparation that die with their parent."""
+    return ProcessPoolExecutor(workers, initializer=_die_with_parent)

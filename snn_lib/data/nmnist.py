@@ -32,13 +32,18 @@ SAMPLE_ROOT = Path(__file__).resolve().parent / "nmnist_sample"    # package dat
 def read_events(path: str | Path) -> np.ndarray:
     """Events of one ``.bin`` recording, read with tonic; a DataError names a bad file."""
     path = Path(path)
-    size = path.stat().st_size
-    if size == 0:
-        raise DataError(f"{path}: the file is empty; delete it or download N-MNIST again.")
-    if size % 5:
-        raise DataError(f"{path}: {size} bytes is not a whole number of 5-byte N-MNIST events "
-                        "(truncated or not an N-MNIST file); delete it or download N-MNIST again.")
-    events = tonic.io.read_mnist_file(str(path), dtype=EVENT_DTYPE)
+    _require_file(path)
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            raise DataError(f"{path}: the file is empty; delete it or download N-MNIST again.")
+        if size % 5:
+            raise DataError(f"{path}: {size} bytes is not a whole number of 5-byte N-MNIST events "
+                            "(truncated or not an N-MNIST file); delete it or download N-MNIST again.")
+        events = tonic.io.read_mnist_file(str(path), dtype=EVENT_DTYPE)
+    except OSError as err:
+        raise DataError(f"{path}: cannot be read ({err.strerror or err}); check its permissions or copy it "
+                        "again.") from None
     width, height, _ = SENSOR_SIZE
     if len(events) and (events["x"].max() >= width or events["y"].max() >= height):
         raise DataError(f"{path}: events outside the {width}x{height} N-MNIST sensor "
@@ -127,10 +132,31 @@ def list_recordings(root: str | Path, split: str) -> list[Recording]:
         if entry.name not in {str(d) for d in range(10)}:
             raise DataError(f"{entry}: label folders must be named 0 to 9; move or remove this "
                             f"folder. {LAYOUT_HINT}.")
-        recordings += [Recording(f, int(entry.name)) for f in sorted(entry.glob("*.bin"))]
+        files = sorted(entry.glob("*.bin"))
+        for f in files:
+            _require_file(f)
+        recordings += [Recording(f, int(entry.name)) for f in files]
     if not recordings:
         raise DataError(f"{folder} holds no <label>/<id>.bin recordings. {LAYOUT_HINT}.")
+    missing = sorted(set(range(10)) - {rec.label for rec in recordings})
+    if missing:
+        raise DataError(f"{folder} has no recordings of label {', '.join(map(str, missing))} (expected "
+                        f"{folder}/<label>/<id>.bin for every label 0 to 9); add them, or check the folder "
+                        "is not a link to another one.")
     return recordings
+
+
+def _require_file(path: Path) -> None:
+    """A DataError naming ``path`` unless it is a regular file that can be read."""
+    if path.is_file():
+        return
+    if path.is_dir():
+        why = "a folder, not a recording"
+    elif path.is_symlink():
+        why = "a symbolic link that leads nowhere (broken, or a loop)"
+    else:
+        why = "missing or not a regular file"
+    raise DataError(f"{path}: {why}; remove or replace it.")
 
 
 def download_nmnist(root: str | Path) -> Path:

@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ from tqdm.auto import tqdm
 
 from ..config import DataConfig
 from ..errors import ConfigError, DataError
+from .frames import remove_stale, worker_pool
 from .nmnist import SPLITS, write_events
 from .simulator import SimConfig, record_batch, sim_settings
 
@@ -120,6 +120,8 @@ def make_sim_dataset(out_dir: str | Path, train_per_class: int = _DEFAULTS.sim_t
         if not isinstance(value, (int, np.integer)) or value < low:
             raise ConfigError(f"{name}={value!r} is not valid: expected an integer >= {low}.")
     sim.validate()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataError(f"{out_dir} is a file, not a folder: give the folder to write Train/ and Test/ into.")
     if (out_dir / "Train").exists() or (out_dir / "Test").exists():
         raise DataError(f"{out_dir} already holds Train/ or Test/: choose an empty folder or delete it first.")
     if not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -147,7 +149,7 @@ def make_sim_dataset(out_dir: str | Path, train_per_class: int = _DEFAULTS.sim_t
                 names.append((split, chunk, k))
     log.info("recording %d images x %d into %s", sum(len(r) for r in rows.values()), recordings_per_image, out_dir)
     sources = ["file,split,label,source_row,recording"]
-    pool = ProcessPoolExecutor(workers) if workers > 1 and len(jobs) > 2 else None   # not for tiny sets
+    pool = worker_pool(workers) if workers > 1 and len(jobs) > 2 else None   # not for tiny sets
     try:
         results = pool.map(_record_chunk, jobs) if pool else map(_record_chunk, jobs)
         for (split, chunk, k), events in tqdm(zip(names, results), total=len(jobs), desc="nmnist_sim"):
@@ -186,7 +188,12 @@ def ensure_sim_dataset(cfg: DataConfig, cache_dir: str | Path) -> Path:
     final = base / sim_dataset_key(cfg)
     if final.is_dir():
         return final
-    base.mkdir(parents=True, exist_ok=True)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(f"cannot build the simulated dataset in {base}: {err.strerror or err}; set data.cache_dir "
+                        "(or $SNN_LIB_CACHE) to a writable folder.") from None
+    remove_stale(base, ".building-*")                           # builds killed earlier
     tmp = base / f".building-{final.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     log.info("building the simulated N-MNIST dataset into %s (once)", final)
@@ -198,6 +205,9 @@ def ensure_sim_dataset(cfg: DataConfig, cache_dir: str | Path) -> Path:
         except OSError:
             if not final.is_dir():          # not lost to a concurrent build of the same settings
                 raise
+    except OSError as err:
+        raise DataError(f"cannot build the simulated dataset in {base}: {err.strerror or err}; free some space "
+                        "or set data.cache_dir (or $SNN_LIB_CACHE) to a writable folder.") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
