@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from .config import Config, DataConfig, check_overrides, config_from_dict
-from .errors import ConfigError, SnnError
+from .errors import ConfigError, SnnError, file_error
 
 _SIM = DataConfig()          # the simulated dataset's defaults, as snn-train uses them
 
@@ -86,47 +87,91 @@ def _setup_logging() -> None:
     logger.propagate = False
 
 
-def _fail(command: str, err: Exception) -> None:
+def _fail(command: str, err: Exception, status: int = 2) -> None:
     print(f"{command}: {err}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(status)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a cluster preempting the job, ``kill``), raised where the process is, like Ctrl-C."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise _Terminated()
+
+
+def _stopped(command: str, err: KeyboardInterrupt) -> None:
+    """One line and the shell's status for a run stopped by Ctrl-C (130) or SIGTERM (143)."""
+    terminated = isinstance(err, _Terminated) or isinstance(err.__cause__, _Terminated)
+    what = str(err) or "stopped before any work was saved; nothing to resume."
+    _fail(command, f"{'SIGTERM' if terminated else 'Ctrl-C'}: {what}", 143 if terminated else 130)
+
+
+def _guarded(command: str, work) -> None:
+    """Run ``work()``: a user's mistake, an OS error on a file, Ctrl-C or SIGTERM end it in one line."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        work()
+    except SnnError as err:
+        _fail(command, err)
+    except OSError as err:
+        _fail(command, file_error("access", err.filename or "a file", err))
+    except KeyboardInterrupt as err:
+        _stopped(command, err)
 
 
 def _train(cfg) -> None:
-    from .train import run_training
-    _setup_logging()
-    try:
+    def work() -> None:
+        from .train import run_training
+        _setup_logging()
         result = run_training(config_from_dict(_to_dict(cfg)).validate())
-    except SnnError as err:
-        _fail("snn-train", err)
-    print(f"best test accuracy {100 * result.best_test_acc:.2f}%; results in {result.run_dir}/")
+        print(f"best test accuracy {100 * result.best_test_acc:.2f}%; results in {result.run_dir}/")
+    _guarded("snn-train", work)
+
+
+def _writable_file(path: Path, setting: str) -> None:
+    """Refuse, before any work, an output file that cannot be written (so no result is lost)."""
+    if path.is_dir():
+        raise ConfigError(f"{setting}={path} is a folder: give a file name, e.g. {setting}={path / 'eval.json'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_name(path.name + ".tmp"), "w"):
+            pass
+        path.with_name(path.name + ".tmp").unlink()
+    except OSError as err:
+        raise file_error("write", path, err) from None
 
 
 def _eval(cfg) -> None:
-    _setup_logging()
-    try:
+    def work() -> None:
+        from .evaluate import evaluate_checkpoint
+        from .rundir import atomic_write
+        _setup_logging()
         if not cfg.checkpoint:
             raise ConfigError("checkpoint=PATH is required, e.g. checkpoint=exp/default/checkpoints/best.pt")
-        from .evaluate import evaluate_checkpoint
+        out = Path(cfg.out) if cfg.out else None
+        if out is not None:
+            _writable_file(out, "out")
         result = evaluate_checkpoint(cfg.checkpoint, _to_dict(cfg.data), cfg.split, cfg.device, cfg.batch_size)
-        if cfg.out:
-            out = Path(cfg.out)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(result, indent=2))
-    except SnnError as err:
-        _fail("snn-eval", err)
-    print(f"accuracy {100 * result['accuracy']:.2f}% on {result['samples']} recordings ({cfg.split} split)"
-          + (f"; written to {cfg.out}" if cfg.out else ""))
+        print(f"accuracy {100 * result['accuracy']:.2f}% on {result['samples']} recordings ({cfg.split} split)"
+              + (f"; written to {cfg.out}" if out else ""), flush=True)
+        if out is not None:
+            atomic_write(out, json.dumps(result, indent=2))
+    _guarded("snn-eval", work)
 
 
 def _make_data(cfg) -> None:
-    from .data.nmnist_sim import make_sim_dataset
-    _setup_logging()
-    try:
-        root = make_sim_dataset(cfg.out, train_per_class=cfg.train_per_class, test_per_class=cfg.test_per_class,
-                                recordings_per_image=cfg.recordings_per_image, seed=cfg.seed)
-    except (SnnError, ValueError) as err:
-        _fail("snn-make-data", err)
-    print(f"simulated N-MNIST written to {root}/Train and {root}/Test")
+    def work() -> None:
+        from .data.nmnist_sim import make_sim_dataset
+        _setup_logging()
+        try:
+            root = make_sim_dataset(cfg.out, train_per_class=cfg.train_per_class,
+                                    test_per_class=cfg.test_per_class, recordings_per_image=cfg.recordings_per_image,
+                                    seed=cfg.seed)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        print(f"simulated N-MNIST written to {root}/Train and {root}/Test")
+    _guarded("snn-make-data", work)
 
 
 def _hydra_entry(command: str, config_name: str, schema: type, task):

@@ -20,7 +20,7 @@ One step of training, :func:`train_step`, is used everywhere: by :func:`train_ep
 from __future__ import annotations
 
 import contextlib
-import csv
+import io
 import logging
 import random
 import time
@@ -31,18 +31,27 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import load_checkpoint, model_weights, save_checkpoint
-from .config import Config, TrainConfig, config_from_dict, config_to_dict, config_to_yaml
+from .checkpoint import load_checkpoint, model_weights, repair_best, save_checkpoint
+from .config import Config, TrainConfig, config_from_dict, config_from_yaml, config_to_dict, config_to_yaml
 from .data import FrameLoader, Loaders, make_loaders
 from .device import autocast, keep_freed_cpu_memory, resolve_device
-from .errors import ConfigError
+from .errors import ConfigError, SnnError, file_error
 from .evaluate import evaluate
-from .model import CSNN, build_model, make_loss, predict
+from .model import CSNN, build_model, check_input_size, make_loss, predict
 from .plotting import animate_spike_counts, plot_test_acc, plot_train_loss, save_gif
+from .rundir import LOCK_NAME, RunLock, atomic_write, log_to, run_artefacts, write_metrics_csv
 
 log = logging.getLogger("snn_lib")
 
-METRICS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_seconds", "samples_per_second"]
+
+class NonFiniteLoss(SnnError):
+    """The training loss became NaN or infinite (a learning rate too large, or bad data)."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C or a termination signal; the message says how to resume it.
+
+    A :class:`KeyboardInterrupt`, so code that stops on Ctrl-C still does."""
 
 
 def set_seed(seed: int) -> None:
@@ -87,12 +96,15 @@ def train_epoch(model: torch.nn.Module, loader: FrameLoader, optimizer: torch.op
 
     Loss and accuracy are summed on the device and read once at the end, so the steps run without
     waiting for the GPU; the progress bar shows the running values every ``REFRESH_STEPS`` steps.
+    A loss or a weight that becomes NaN or infinite stops the epoch (at the next reading) with
+    :class:`NonFiniteLoss`, naming the step.
     """
     model.train()
     start = time.perf_counter()
     steps = len(loader) if not cfg.max_steps_per_epoch else min(len(loader), cfg.max_steps_per_epoch)
     total_loss = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
+    first_bad = torch.full((), steps, dtype=torch.int64, device=device)     # steps: none yet
     seen = 0
     bar = tqdm(total=steps, desc=desc, leave=False, mininterval=1.0)
     for step, (frames, labels) in enumerate(loader):
@@ -102,15 +114,27 @@ def train_epoch(model: torch.nn.Module, loader: FrameLoader, optimizer: torch.op
         loss, spk = train_step(model, frames, labels, optimizer, loss_fn, cfg.amp)
         total_loss += loss.double() * len(labels)
         correct += (predict(spk) == labels).sum()
+        first_bad = torch.where(torch.isfinite(loss), first_bad, torch.clamp(first_bad, max=step))
         seen += len(labels)
         bar.update()
         if (step + 1) % REFRESH_STEPS == 0:
+            _stop_if_non_finite(model, int(first_bad), steps, step, bar)
             bar.set_postfix(loss=f"{total_loss.item() / seen:.3f}", acc=f"{100 * correct.item() / seen:.1f}%",
                             refresh=False)
+    _stop_if_non_finite(model, int(first_bad), steps, steps - 1, bar)   # waits for the device
     bar.close()
-    total = total_loss.item()                                        # waits for the device
-    return {"loss": total / max(seen, 1), "acc": correct.item() / max(seen, 1), "samples": seen,
+    return {"loss": total_loss.item() / max(seen, 1), "acc": correct.item() / max(seen, 1), "samples": seen,
             "seconds": time.perf_counter() - start}
+
+
+def _stop_if_non_finite(model: torch.nn.Module, first_bad: int, steps: int, step: int, bar) -> None:
+    """Raise NonFiniteLoss if a loss so far, or a parameter now, is NaN or infinite."""
+    if first_bad < steps:
+        bar.close()
+        raise NonFiniteLoss(f"the training loss became non-finite at step {first_bad + 1}")
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        bar.close()
+        raise NonFiniteLoss(f"the weights became non-finite by step {step + 1}")
 
 
 REFRESH_STEPS = 50
@@ -118,39 +142,7 @@ REFRESH_STEPS = 50
 waits for the GPU)."""
 
 
-# ---- the run folder ----------------------------------------------------------------------------
-
-def write_metrics_csv(path: Path, history: list[dict]) -> None:
-    """``metrics.csv`` of a run, written atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=METRICS)
-        writer.writeheader()
-        for row in history:
-            writer.writerow({k: row[k] for k in METRICS})
-    tmp.replace(path)
-
-
-def read_metrics_csv(path: str | Path) -> list[dict]:
-    """The rows of a run's ``metrics.csv`` (epoch as int, the rest as float)."""
-    with open(path, newline="") as f:
-        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
-@contextlib.contextmanager
-def _log_to(path: Path):
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
-    previous_level = log.level
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(previous_level)
-        handler.close()
-
+# ---- the run ----------------------------------------------------------------------------------
 
 def save_spike_animations(model: torch.nn.Module, loader: FrameLoader, run_dir: Path, count: int,
                           device: torch.device) -> list[Path]:
@@ -185,83 +177,166 @@ class RunResult:
     loaders: Loaders | None = None      # the data the run used, still in memory
 
 
-def _check_resumable(state: dict, cfg: Config, path: Path) -> None:
-    old = config_from_dict(state["config"])
+def _resume_state(cfg: Config, run_dir: Path) -> dict | None:
+    """What the run folder holds for ``cfg``: None to start afresh, or the last checkpoint to
+    continue from. Refuses (one-line ConfigError) to overwrite a run, and to resume nothing."""
+    artefacts = run_artefacts(run_dir)
+    last_path = run_dir / "checkpoints" / "last.pt"
+    if not cfg.train.resume:
+        if artefacts:
+            raise ConfigError(f"{run_dir} already holds a run ({', '.join(artefacts)}); set train.resume=true to "
+                              "continue it, or choose another exp_id.")
+        return None
+    if not artefacts:
+        others = sorted(p.name for p in run_dir.parent.iterdir() if p.is_dir() and run_artefacts(p))
+        known = f" (runs in {run_dir.parent}: {', '.join(others[:8])}{', ...' if len(others) > 8 else ''})" \
+            if others else ""
+        raise ConfigError(f"train.resume=true but {run_dir} holds no run to resume: check exp_id{known}, or leave "
+                          "train.resume out to start a new run.")
+    if not last_path.is_file():                      # stopped before its first epoch ended
+        if (run_dir / "config.yaml").is_file():
+            _check_same_run(config_from_yaml((run_dir / "config.yaml").read_text()), cfg, run_dir / "config.yaml")
+        return None
+    state = load_checkpoint(last_path)
+    _check_same_run(config_from_dict(state["config"]), cfg, last_path)
+    return state
+
+
+def _check_same_run(old: Config, cfg: Config, path: Path) -> None:
+    """Resuming continues the same run: the data, model and seed must be those of ``path``."""
     for part in ("data", "model"):
         if config_to_dict(getattr(old, part)) != config_to_dict(getattr(cfg, part)):
             raise ConfigError(f"train.resume=true but the {part} settings differ from those in {path}; "
                               f"resume with the same {part}.* settings, or start a new exp_id.")
+    if old.seed != cfg.seed:
+        raise ConfigError(f"train.resume=true but seed={cfg.seed} differs from the run's seed={old.seed} ({path}); "
+                          f"resume with seed={old.seed}, or start a new exp_id.")
+
+
+def _train_changes(old: Config, cfg: Config) -> list[str]:
+    """The train.* settings that differ on resume, as 'train.lr 0.002 -> 0.001'."""
+    before, after = config_to_dict(old.train), config_to_dict(cfg.train)
+    return [f"train.{k} {before[k]} -> {after[k]}" for k in after if k != "resume" and before.get(k) != after[k]]
 
 
 def run_training(cfg: Config, loaders: Loaders | None = None) -> RunResult:
     """Train ``cfg`` end to end into ``cfg.run_dir`` (see the module docstring); resumable.
 
-    ``loaders`` may be passed to reuse data already in memory (e.g. in a notebook).
+    ``loaders`` may be passed to reuse data already in memory (e.g. in a notebook). What a run
+    promises (README, "What a run promises"): one run per folder, held by an operating-system
+    lock for the whole run; a folder that holds a run is never overwritten; checkpoints written
+    atomically and durably, verified when loaded; ``train.resume=true`` continues exactly where
+    the last finished epoch left off. Settings and folders are checked before any data is loaded;
+    a loss that becomes non-finite stops the run with the last good checkpoint kept; Ctrl-C or
+    SIGTERM stop it with :class:`RunInterrupted`, resumable.
     """
     cfg.validate()
+    check_input_size(cfg.model, cfg.data.crop or 34)
     device = resolve_device(cfg.train.device)
     if device.type == "cpu":
         keep_freed_cpu_memory()
     run_dir = cfg.run_dir
+    created = next((p for p in reversed([run_dir, *run_dir.parents]) if not p.exists()), None)
+    try:
+        with RunLock(run_dir):
+            resume_state = _resume_state(cfg, run_dir)
+            return _run(cfg, run_dir, device, resume_state, loaders)
+    finally:
+        if created is not None and not run_artefacts(run_dir):   # stopped before writing anything:
+            with contextlib.suppress(OSError):                    # leave no empty folders behind
+                (run_dir / LOCK_NAME).unlink()
+                for folder in [run_dir, *run_dir.parents]:
+                    folder.rmdir()
+                    if folder == created:
+                        break
+
+
+def _run(cfg: Config, run_dir: Path, device: torch.device, resume_state: dict | None,
+         loaders: Loaders | None) -> RunResult:
     last_path, best_path = run_dir / "checkpoints" / "last.pt", run_dir / "checkpoints" / "best.pt"
-    if last_path.exists() and not cfg.train.resume:
-        raise ConfigError(f"{run_dir} already holds a run ({last_path}); set train.resume=true to continue it, "
-                          "or choose another exp_id.")
-    resume_state = load_checkpoint(last_path) if cfg.train.resume and last_path.exists() else None
-    if resume_state is not None:
-        _check_resumable(resume_state, cfg, last_path)
-
-    set_seed(cfg.seed)
-    if loaders is None:
-        loaders = make_loaders(cfg.data, cfg.train.batch_size, cfg.train.eval_batch_size, cfg.seed, device)
-    model = build_model(cfg.model, loaders.frame_shape)
-    history: list[dict] = []
-    start_epoch = 1
-    if resume_state is not None:
-        model.load_state_dict(model_weights(resume_state))
-        history = list(resume_state["history"])
-        start_epoch = resume_state["epoch"] + 1
-    net = prepare_model(model, cfg.train, device)       # on the device before the optimizer exists:
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)   # its state follows the parameters
-    if resume_state is not None:
-        optimizer.load_state_dict(resume_state["optimizer"])
-    loss_fn = make_loss(cfg.train.loss)
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(config_to_yaml(cfg))
-    with _log_to(run_dir / "train.log"):
+    epoch, last_epoch = 0, resume_state["epoch"] if resume_state else 0
+    try:
+        set_seed(cfg.seed)
+        if loaders is None:
+            loaders = make_loaders(cfg.data, cfg.train.batch_size, cfg.train.eval_batch_size, cfg.seed, device)
+        model = build_model(cfg.model, loaders.frame_shape)
+        history: list[dict] = []
         if resume_state is not None:
-            log.info("resuming %s from epoch %d (%s)", cfg.exp_id, start_epoch - 1, last_path)
-        else:
-            log.info("run %s: %d train / %d test recordings, frames %s, device %s, model %s, %d parameters",
-                     cfg.exp_id, len(loaders.train.labels), len(loaders.test.labels), loaders.frame_shape,
-                     device, cfg.model.impl, sum(p.numel() for p in model.parameters()))
-        best = max((row["test_acc"] for row in history), default=-1.0)
-        for epoch in range(start_epoch, cfg.train.num_epochs + 1):
-            loaders.train.set_epoch(epoch)
-            stats = train_epoch(net, loaders.train, optimizer, loss_fn, cfg.train, device,
-                                desc=f"epoch {epoch}/{cfg.train.num_epochs}")
-            test = evaluate(net, loaders.test, loss_fn, device, amp=cfg.train.amp)
-            row = {"epoch": epoch, "train_loss": stats["loss"], "train_acc": stats["acc"],
-                   "test_loss": test["loss"], "test_acc": test["accuracy"],
-                   "epoch_seconds": stats["seconds"], "samples_per_second": stats["samples"] / stats["seconds"]}
-            history.append(row)
-            log.info("epoch %d/%d | train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | %.1f s, %.0f samples/s",
-                     epoch, cfg.train.num_epochs, row["train_loss"], 100 * row["train_acc"], row["test_loss"],
-                     100 * row["test_acc"], row["epoch_seconds"], row["samples_per_second"])
-            save_checkpoint(last_path, model, optimizer, cfg, epoch, history, loaders.frame_shape)
-            if row["test_acc"] > best:
-                best = row["test_acc"]
-                save_checkpoint(best_path, model, optimizer, cfg, epoch, history, loaders.frame_shape)
-            write_metrics_csv(run_dir / "metrics.csv", history)
-            for name, plot in (("train_loss.png", plot_train_loss), ("test_acc.png", plot_test_acc)):
-                plot(history).savefig(run_dir / name, dpi=120)
-        if best_path.exists():
-            model.load_state_dict(model_weights(load_checkpoint(best_path)))
-        gifs = save_spike_animations(model, loaders.test, run_dir, cfg.train.num_animations, device)
-        log.info("best test accuracy %.2f%%; %d spike animations; run folder %s", 100 * best, len(gifs), run_dir)
+            model.load_state_dict(model_weights(resume_state))
+            history = list(resume_state["history"])
+        net = prepare_model(model, cfg.train, device)   # on the device before the optimizer exists:
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)   # its state follows the parameters
+        if resume_state is not None:
+            optimizer.load_state_dict(resume_state["optimizer"])
+            for group in optimizer.param_groups:        # the lr of this config, not the saved one
+                group["lr"] = cfg.train.lr
+        loss_fn = make_loss(cfg.train.loss)
+
+        (run_dir / "checkpoints").mkdir(exist_ok=True)
+        atomic_write(run_dir / "config.yaml", config_to_yaml(cfg))
+        with log_to(run_dir / "train.log"):
+            if resume_state is not None:
+                log.info("resuming %s from epoch %d (%s)", cfg.exp_id, last_epoch, last_path)
+                repair_best(last_path, best_path, resume_state)
+                for change in _train_changes(config_from_dict(resume_state["config"]), cfg):
+                    log.info("setting changed on resume, used from now on: %s", change)
+                write_metrics_csv(run_dir / "metrics.csv", history)
+            else:
+                log.info("run %s: %d train / %d test recordings, frames %s, device %s, model %s, %d parameters",
+                         cfg.exp_id, len(loaders.train.labels), len(loaders.test.labels), loaders.frame_shape,
+                         device, cfg.model.impl, sum(p.numel() for p in model.parameters()))
+            best_epoch = resume_state.get("best_epoch") if resume_state else None
+            best = max((row["test_acc"] for row in history), default=-1.0)
+            for epoch in range(last_epoch + 1, cfg.train.num_epochs + 1):
+                loaders.train.set_epoch(epoch)
+                try:
+                    stats = train_epoch(net, loaders.train, optimizer, loss_fn, cfg.train, device,
+                                        desc=f"epoch {epoch}/{cfg.train.num_epochs}")
+                except NonFiniteLoss as err:
+                    kept = f"the last good checkpoint, {last_path}, holds epoch {last_epoch}" if last_epoch \
+                        else "no checkpoint was written"
+                    raise NonFiniteLoss(f"{err} of epoch {epoch} (train.lr={cfg.train.lr}); {kept}. Lower train.lr "
+                                        "or check the data, then start a new exp_id.") from None
+                test = evaluate(net, loaders.test, loss_fn, device, amp=cfg.train.amp)
+                row = {"epoch": epoch, "train_loss": stats["loss"], "train_acc": stats["acc"],
+                       "test_loss": test["loss"], "test_acc": test["accuracy"],
+                       "epoch_seconds": stats["seconds"], "samples_per_second": stats["samples"] / stats["seconds"]}
+                history.append(row)
+                log.info("epoch %d/%d | train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | %.1f s, %.0f "
+                         "samples/s", epoch, cfg.train.num_epochs, row["train_loss"], 100 * row["train_acc"],
+                         row["test_loss"], 100 * row["test_acc"], row["epoch_seconds"], row["samples_per_second"])
+                improved = row["test_acc"] > best
+                if improved:
+                    best, best_epoch = row["test_acc"], epoch
+                # last.pt first, naming the epoch best.pt must hold; then best.pt (see checkpoint.repair_best)
+                save_checkpoint(last_path, model, optimizer, cfg, epoch, history, loaders.frame_shape, best_epoch)
+                last_epoch = epoch
+                if improved:
+                    save_checkpoint(best_path, model, optimizer, cfg, epoch, history, loaders.frame_shape, best_epoch)
+                write_metrics_csv(run_dir / "metrics.csv", history)
+                for name, plot in (("train_loss.png", plot_train_loss), ("test_acc.png", plot_test_acc)):
+                    _save_figure(plot(history), run_dir / name)
+            if best_path.exists():
+                model.load_state_dict(model_weights(load_checkpoint(best_path)))
+            gifs = save_spike_animations(model, loaders.test, run_dir, cfg.train.num_animations, device)
+            log.info("best test accuracy %.2f%%; %d spike animations; run folder %s", 100 * best, len(gifs),
+                     run_dir)
+    except KeyboardInterrupt as err:
+        where = f"during epoch {epoch}" if epoch else "before the first epoch"
+        kept = f"the last checkpoint holds epoch {last_epoch}" if last_epoch else "no epoch was finished"
+        raise RunInterrupted(f"stopped {where} of {run_dir} ({kept}); continue with train.resume=true and the "
+                             "same exp_id.") from err
+    except OSError as err:
+        raise file_error("access", err.filename or run_dir, err) from None
     return RunResult(run_dir=run_dir, history=history, best_test_acc=best, model=model, loaders=loaders)
 
 
-__all__ = ["METRICS", "REFRESH_STEPS", "RunResult", "forward_backward", "prepare_model", "read_metrics_csv",
-           "run_training", "save_spike_animations", "set_seed", "train_epoch", "train_step", "write_metrics_csv"]
+def _save_figure(fig, path: Path) -> None:
+    """A figure as PNG, atomically (rendered in memory, then written)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    atomic_write(path, buffer.getvalue())
+
+
+__all__ = ["NonFiniteLoss", "REFRESH_STEPS", "RunInterrupted", "RunResult", "forward_backward", "prepare_model",
+           "run_training", "save_spike_animations", "set_seed", "train_epoch", "train_step"]

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from snn_lib.config import Config, DataConfig, ModelConfig, TrainConfig
 from snn_lib.data import make_events, write_events
 
 REAL_NMNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nmnist-real-1k"
@@ -44,3 +45,12 @@ def real_nmnist() -> Path:
     if not (REAL_NMNIST / "Train").is_dir():
         pytest.skip(f"real N-MNIST recordings not found at {REAL_NMNIST}")
     return REAL_NMNIST
+
+
+def tiny_config(root, tmp_path, **train) -> Config:
+    """A run small enough for a test: the toy dataset at ``root``, T=6, a narrow CSNN, CPU."""
+    return Config(exp_id="tiny", exp_root=str(tmp_path / "exp"), seed=1,
+                  data=DataConfig(root=str(root), cache_dir=str(tmp_path / "cache"), n_time_bins=6),
+                  model=ModelConfig(channels=(4, 8)),
+                  train=TrainConfig(**{"num_epochs": 3, "batch_size": 16, "lr": 1e-2, "device": "cpu",
+                                       "num_animations": 2, **train}))

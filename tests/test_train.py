@@ -8,21 +8,16 @@ import torch
 import snn_lib.device as device_module
 import snn_lib.train as train_module
 from snn_lib.checkpoint import load_checkpoint, model_from_checkpoint
-from snn_lib.config import Config, DataConfig, ModelConfig, TrainConfig
+from snn_lib.config import DataConfig, ModelConfig, TrainConfig
 from snn_lib.errors import ConfigError, SnnError
 from snn_lib.device import resolve_device
 from snn_lib.evaluate import evaluate_checkpoint
 from snn_lib.model import CSNN, make_loss
-from snn_lib.train import (RunResult, forward_backward, prepare_model, read_metrics_csv, run_training,
-                           save_spike_animations, set_seed, train_step, write_metrics_csv)
+from snn_lib.rundir import read_metrics_csv, write_metrics_csv
+from snn_lib.train import (RunResult, forward_backward, prepare_model, run_training, save_spike_animations, set_seed,
+                           train_step)
 
-
-def tiny_config(root, tmp_path, **train) -> Config:
-    return Config(exp_id="tiny", exp_root=str(tmp_path / "exp"), seed=1,
-                  data=DataConfig(root=str(root), cache_dir=str(tmp_path / "cache"), n_time_bins=6),
-                  model=ModelConfig(channels=(4, 8)),
-                  train=TrainConfig(**{"num_epochs": 3, "batch_size": 16, "lr": 1e-2, "device": "cpu",
-                                       "num_animations": 2, **train}))
+from conftest import tiny_config
 
 
 def test_end_to_end_run_learns_and_leaves_every_artifact(toy_nmnist, tmp_path):
