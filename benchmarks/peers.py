@@ -48,7 +48,6 @@ membrane after the reset ``V[t]`` for SpikingJelly and Norse.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib.metadata
 import importlib.util
@@ -149,21 +148,12 @@ def _snntorch_neuron(cfg: ModelConfig) -> Callable[[torch.Tensor], tuple[torch.T
 
 # ----------------------------------------------------------------------------- SpikingJelly
 
-@contextlib.contextmanager
-def _quiet_torch_triton():
-    """On a CPU-only torch, importing SpikingJelly logs twice that Triton is missing: expected there."""
-    log = logging.getLogger("torch._library.triton")
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        log.setLevel(level)
-
-
 def _sj():
-    with _quiet_torch_triton():
-        from spikingjelly.activation_based import functional, layer, neuron, surrogate
+    # SpikingJelly registers its neurons as torch.library.triton_op; on a torch without Triton (the
+    # CPU builds) torch warns at their first call that Triton is missing, which is expected there
+    if importlib.util.find_spec("triton") is None:
+        logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
+    from spikingjelly.activation_based import functional, layer, neuron, surrogate
     return functional, layer, neuron, surrogate
 
 
@@ -303,8 +293,7 @@ PEERS = {p.key: p for p in (
 
 def version(package: str) -> str | None:
     """The installed version of ``package``, or None if it is not importable."""
-    module = {"snntorch": "snntorch", "spikingjelly": "spikingjelly", "norse": "norse"}[package]
-    if importlib.util.find_spec(module) is None:
+    if importlib.util.find_spec(package) is None:                    # each imports under its own name
         return None
     return importlib.metadata.version(package)
 

@@ -10,6 +10,7 @@ spike, and a known input on which the two neurons part.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -156,5 +157,4 @@ def test_peers_refuse_options():
 
 
 def train_speed_json(out: str) -> dict:
-    import json
     return json.loads(out.strip().splitlines()[-1])
