@@ -307,8 +307,10 @@ def main(argv: list[str] | None = None) -> int:
         peer_runs, skipped = peers.runs(device)
         peer_variants = [Variant(run.name, impl="peer", peer=run) for run in peer_runs]
         other_neuron = {run.name for run in peer_runs if run.peer.key != "snntorch-tutorial"}
+        cfg = ModelConfig()                                         # the peers are built with its values
         peer_lines = (["", "Peers (benchmarks/peers.py), each neuron set to match ours = snnTorch Leaky, "
-                       "U[t] = beta*U[t-1] + I[t] - theta*S[t-1], beta=0.5, theta=1, atan(alpha=2):"]
+                       f"U[t] = beta*U[t-1] + I[t] - theta*S[t-1], beta={cfg.beta}, theta={cfg.threshold}, "
+                       f"{cfg.surrogate}(alpha={cfg.surrogate_slope}):"]
                       + [f"* {run.name}: {run.peer.note}" for run in peer_runs]
                       + [f"* skipped: {line}" for line in skipped] + [""])
     lines = [f"hardware: {hardware(device)}", f"load average at start (1, 5, 15 min): {load}",
