@@ -29,5 +29,9 @@ step "$py" benchmarks/train_speed.py --device cuda --options --batch 1024 --step
     --save "$out/$gpu-options.md"
 # 4. the full grid of T and batch (~2 min)
 step "$py" benchmarks/train_speed.py --device cuda --steps 2 --rounds 3 --save "$out/$gpu.md"
+# 5. the peers installed (pip install -e ".[peers]"): snnTorch tutorial, Norse, SpikingJelly with each of
+#    its LIF implementations it finds (torch, triton, cuda); the GPU target is read at T=25, batch 128
+step "$py" benchmarks/train_speed.py --device cuda --peers --T 10 25 50 --batch 32 128 --steps 2 --rounds 3 \
+    --save "$out/$gpu-peers.md"
 ls -l $out/$gpu*
 exit $status

@@ -13,7 +13,13 @@ path, so medians there flatter the fast path); the median step is printed too.
     python benchmarks/train_speed.py --quick              # < 2 min on two CPU cores
     python benchmarks/train_speed.py                      # T in {10, 25, 50}, batch 16..128
     python benchmarks/train_speed.py --options            # fast-path options one by one
+    python benchmarks/train_speed.py --peers              # also SpikingJelly, Norse, the snnTorch tutorial
     python benchmarks/train_speed.py --save benchmarks/results/cpu-2core.md
+
+``--peers`` adds the same network built with the other SNN libraries that are installed
+(``benchmarks/peers.py``, extra ``.[peers]``) to the same interleaved run, trained by the same
+step; the results file then says how each peer's neuron is set to match ours, and under each
+setting the ratio of the fast path to the fastest peer.
 
 The last line printed is a JSON object: ``reference_samples_per_s``, ``fast_samples_per_s``,
 ``ratio`` (for the headline setting, T=25 and batch 32, the defaults of ``snn-train``), the
@@ -127,6 +133,7 @@ class Variant:
     amp: str = "off"                     # "off" or "bf16"
     channels_last: bool = False
     compile: str = ""                    # "" or a torch.compile mode of the model: "default", "reduce-overhead" (CUDA graphs)
+    peer: object = None                  # --peers: a peers.PeerRun, the network built with another library
 
 
 class Trainer:
@@ -135,8 +142,12 @@ class Trainer:
 
     def __init__(self, variant: Variant, state: dict, device: torch.device, lr: float):
         self.variant = variant
-        model = CSNN(ModelConfig(impl=variant.impl, lif_impl=variant.lif_impl)).to(device)
-        model.load_state_dict(state)
+        if variant.peer is not None:                                # another library's build, same weights
+            import peers
+            model = peers.build(variant.peer, state, device)
+        else:
+            model = CSNN(ModelConfig(impl=variant.impl, lif_impl=variant.lif_impl)).to(device)
+            model.load_state_dict(state)
         if variant.channels_last:
             model.to(memory_format=torch.channels_last)
         self.model = model
@@ -240,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--options", action="store_true",
                    help="fast-path options one by one (compiled LIF, bf16, channels_last, torch.compile, "
                         "CUDA graphs on GPU) at T=25 and the largest batch")
+    p.add_argument("--peers", action="store_true",
+                   help="also the same network in the other SNN libraries installed (benchmarks/peers.py): "
+                        "snnTorch tutorial style, SpikingJelly (on CUDA each of its LIF implementations), Norse")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--T", type=int, nargs="+", help="time steps (default 10 25 50; quick: 10 25)")
     p.add_argument("--batch", type=int, nargs="+", help="batch sizes (default CPU 16 32 64 128, GPU 32 128 512 2048)")
@@ -254,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(snn_lib.device.keep_freed_cpu_memory), 'default' leaves glibc as it is")
     p.add_argument("--save", help="also write the table (markdown, hardware and command named) to this file")
     args = p.parse_args(argv)
+    if args.peers and args.options:
+        p.error("--peers compares the default fast path with the peers; run --options separately")
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -271,13 +287,26 @@ def main(argv: list[str] | None = None) -> int:
         allocator = ("freed blocks kept for reuse, as in snn-train (keep_freed_cpu_memory)"
                      if keep_freed_cpu_memory() else "glibc defaults (keep_freed_cpu_memory not available)")
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    peer_variants, peer_lines, other_neuron = [], [], set()
+    if args.peers:
+        import peers
+        peer_runs, skipped = peers.runs(device)
+        peer_variants = [Variant(run.name, impl="peer", peer=run) for run in peer_runs]
+        other_neuron = {run.name for run in peer_runs if run.peer.key != "snntorch-tutorial"}
+        cfg = ModelConfig()                                         # the peers are built with its values
+        peer_lines = (["", "Peers (benchmarks/peers.py), each neuron set to match ours = snnTorch Leaky, "
+                       f"U[t] = beta*U[t-1] + I[t] - theta*S[t-1], beta={cfg.beta}, theta={cfg.threshold}, "
+                       f"{cfg.surrogate}(alpha={cfg.surrogate_slope}):"]
+                      + [f"* {run.name}: {run.peer.note}" for run in peer_runs]
+                      + [f"* skipped: {line}" for line in skipped] + [""])
     lines = [f"hardware: {hardware(device)}", f"load average at start (1, 5, 15 min): {load}",
              f"CPU allocator, both implementations: {allocator}", f"torch {torch.__version__}, python {platform.python_version()}, "
              f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
-             f"command: python {' '.join([sys.argv[0]] + (argv if argv is not None else sys.argv[1:]))}", "", HEADER]
+             f"command: python {' '.join([sys.argv[0]] + (argv if argv is not None else sys.argv[1:]))}", *peer_lines,
+             "", HEADER]
     for line in lines:
         print(line, flush=True)
-    rows = []
+    rows, peer_rows = [], []
 
     def report(T: int, batch: int, results: dict[str, Measured], ref_name: str) -> None:
         ref = results.get(ref_name)
@@ -298,14 +327,23 @@ def main(argv: list[str] | None = None) -> int:
                            for k in ref.grads)
                 note = (f"|     |       | {name}: gradients on the first batch differ from the reference's by "
                         f"{grad:.1e} (max over tensors, relative to the tensor's largest); "
-                        f"losses over {len(ref.losses)} steps by {loss:.1e}")
+                        f"losses over {len(ref.losses)} steps by {loss:.1e}"
+                        + (" (another neuron: see the peers above)" if name in other_neuron else ""))
                 lines.append(note)
                 print(note, flush=True)
+        if peer_variants:                                           # the target: fast ahead of the fastest peer
+            best = max((v.name for v in peer_variants), key=lambda n: results[n].samples_per_s)
+            ratio = results[fast.name].samples_per_s / results[best].samples_per_s
+            note = f"|     |       | fast / fastest peer ({best}): {ratio:.2f}x"
+            lines.append(note)
+            print(note, flush=True)
+            peer_rows.append({"T": T, "batch": batch, "fastest_peer": best, "fast_to_fastest_peer": round(ratio, 3)})
 
     if not args.options:
         for T in Ts:
             for batch in batches:
-                report(T, batch, measure([reference, fast], T, batch, device, steps, rounds, args.lr), reference.name)
+                report(T, batch, measure([reference, fast] + peer_variants, T, batch, device, steps, rounds, args.lr),
+                       reference.name)
     else:
         batch = max(batches)
         variants = [fast, Variant("fast, compiled LIF kernels", lif_impl="compiled"),
@@ -332,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"reference_samples_per_s": ref_row["samples_per_s"], "fast_samples_per_s": fast_row["samples_per_s"],
                       "ratio": round(fast_row["samples_per_s"] / ref_row["samples_per_s"], 3),
                       "T": ref_row["T"], "batch": ref_row["batch"], "device": str(device),
-                      "hardware": hardware(device), "torch": torch.__version__, "rows": rows}))
+                      "hardware": hardware(device), "torch": torch.__version__, "rows": rows,
+                      **({"peers": peer_rows} if args.peers else {})}))
     return 0
 
 
