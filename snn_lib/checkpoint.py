@@ -116,9 +116,12 @@ def load_checkpoint(path: str | Path) -> dict:
 
 def model_weights(state: dict) -> dict:
     """The model's state dict of a loaded checkpoint, in the current format (format 1's neuron
-    constants, which the config holds, are left out)."""
+    constants, which the config holds, are left out; a learnable beta or threshold is kept)."""
+    model = state["config"].get("model", {})
+    learned = {name for name in ("beta", "threshold") if model.get(f"learn_{name}")}
     return {k: v for k, v in state["model"].items()
-            if not (k.startswith("lif") and k.rpartition(".")[2] in _NEURON_KEYS)}
+            if not (k.startswith("lif") and k.rpartition(".")[2] in _NEURON_KEYS)
+            or k.rpartition(".")[2] in learned}
 
 
 def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu",

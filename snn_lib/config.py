@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import ConfigError, require
 from .kernels import LIF_IMPLS as LIF_KERNELS
-from .kernels import SURROGATES
+from .kernels import POOLS, RESETS, SURROGATES
 
 # The names each choice setting accepts, defined once: validation, the code that acts on a choice
 # and the tests (tests/test_config.py) all use these tuples.
@@ -59,6 +59,10 @@ class ModelConfig:
     threshold: float = 1.0
     surrogate: str = "atan"            # surrogate gradient of the spike (snntorch.surrogate)
     surrogate_slope: float = 2.0       # alpha of atan / slope of fast_sigmoid
+    reset: str = "subtract"            # after a spike: "subtract" the threshold, or set the membrane to "zero"
+    pool: str = "max"                  # 2x2 pooling after each convolution: "max", "avg" or "sum" (SLAYER's)
+    learn_beta: bool = False           # one trained decay per LIF layer (beta above is its initial value)
+    learn_threshold: bool = False      # one trained threshold per LIF layer (threshold: initial value)
 
 
 @dataclass
@@ -121,6 +125,8 @@ class Config:
         require(m.surrogate in SURROGATES, "model.surrogate", m.surrogate, " or ".join(SURROGATES))
         require(0 < m.surrogate_slope < math.inf, "model.surrogate_slope", m.surrogate_slope,
                 "a positive, finite number")
+        require(m.reset in RESETS, "model.reset", m.reset, " or ".join(RESETS))
+        require(m.pool in POOLS, "model.pool", m.pool, ", ".join(POOLS))
         require(t.num_epochs >= 1, "train.num_epochs", t.num_epochs, "an integer >= 1")
         require(t.batch_size >= 1, "train.batch_size", t.batch_size, "an integer >= 1")
         require(t.eval_batch_size >= 1, "train.eval_batch_size", t.eval_batch_size, "an integer >= 1")
@@ -282,6 +288,6 @@ def to_overrides(cfg: Config, base: Config | None = None) -> list[str]:
     return [f"{key}={_setting_text(value)}" for key, value in mine.items() if theirs.get(key) != value]
 
 
-__all__ = ["AMP_MODES", "DATASETS", "LIF_IMPLS", "LOSSES", "MODEL_IMPLS", "SURROGATES", "Config", "DataConfig",
-           "ModelConfig", "TrainConfig", "apply_overrides", "check_overrides", "config_from_dict",
+__all__ = ["AMP_MODES", "DATASETS", "LIF_IMPLS", "LOSSES", "MODEL_IMPLS", "POOLS", "RESETS", "SURROGATES", "Config",
+           "DataConfig", "ModelConfig", "TrainConfig", "apply_overrides", "check_overrides", "config_from_dict",
            "config_from_yaml", "config_to_dict", "config_to_yaml", "to_overrides"]

@@ -3,17 +3,28 @@
 Functions of tensors only: this module imports nothing from :mod:`snn_lib` (the model in
 :mod:`snn_lib.model` calls it, never the other way round).
 
-Forward (snnTorch ``Leaky`` with reset by subtraction, the reset decided by the previous step)::
+Forward (snnTorch ``Leaky``, the reset decided by the previous step; :data:`RESETS`)::
 
-    U[t] = beta * U[t-1] + I[t] - theta * S[t-1]          U[-1] = 0, S[-1] = 0
-    S[t] = H(U[t] - theta)
+    subtract:  U[t] = beta * U[t-1] + I[t] - theta * S[t-1]          U[-1] = 0, S[-1] = 0
+    zero:      U[t] = beta * (1 - S[t-1]) * U[t-1] + I[t]
+               S[t] = H(U[t] - theta)
 
 ``S[t-1] = H(U[t-1] - theta)`` is exactly snnTorch's detached reset, so the reset carries no
-gradient and ``dU[t] / dU[t-1] = beta``. With ``g_S[t]`` and ``g_U[t]`` the gradients arriving at
-the outputs and ``H'`` the surrogate derivative, the backward pass is one reverse linear scan::
+gradient and ``dU[t] / dU[t-1] = beta`` (subtract) or ``beta * (1 - S[t-1])`` (zero). With
+``g_S[t]`` and ``g_U[t]`` the gradients arriving at the outputs and ``H'`` the surrogate
+derivative, the backward pass is one reverse linear scan::
 
     d[t]      = g_U[t] + g_S[t] * H'(U[t] - theta)
-    g_I[t]    = d[t] + beta * g_I[t+1]                     g_I[T] = 0
+    g_I[t]    = d[t] + beta * g_I[t+1]                     (subtract)    g_I[T] = 0
+    g_I[t]    = d[t] + beta * (1 - S[t]) * g_I[t+1]        (zero)
+
+``g_I[t]`` is also the gradient at ``U[t]``. A learnable decay and threshold (one scalar per layer,
+as snnTorch's ``Leaky(learn_beta=True, learn_threshold=True)``) get, summed over t and neurons::
+
+    dL/dbeta  = sum g_I[t] * U[t-1]                                 (subtract)
+              = sum g_I[t] * (1 - S[t-1]) * U[t-1]                  (zero)
+    dL/dtheta = -sum g_S[t] * H'(U[t] - theta) - sum g_I[t] * S[t-1]   (subtract)
+              = -sum g_S[t] * H'(U[t] - theta)                          (zero)
 
 Surrogates (as in :mod:`snntorch.surrogate`, ``x = U - theta``)::
 
@@ -31,12 +42,14 @@ Three interchangeable implementations of the recurrence (:data:`LIF_IMPLS`, the 
 * ``"scan"``: :func:`lif_scan`, the same recurrence in plain differentiable ops, for a model that
   is ``torch.compile``-d as a whole.
 
+``beta`` and ``threshold`` are numbers, or 0-dim tensors (learnable: they then get gradients).
 All return ``(spk, mem)`` shaped like the input current, in its dtype; a bf16 or fp16 current
 (autocast) is integrated in float32 and the spikes (exactly 0 or 1) and membrane come back in the
 input dtype.
 
-:func:`conv_pool` is ``max_pool2d(conv2d(x), 2)`` over all ``T * B`` frames at once, computing only
-the convolution outputs the pooling reads; on CPU it runs in cache-sized chunks (:class:`ConvPool`).
+:func:`conv_pool` is ``pool2d(conv2d(x), pool)`` over all ``T * B`` frames at once (2x2 max, average or
+sum pooling, :data:`POOLS`), computing only the convolution outputs the pooling reads; on CPU it
+runs in cache-sized chunks (:class:`ConvPool`).
 """
 
 from __future__ import annotations
@@ -50,6 +63,11 @@ import torch.nn.functional as F
 
 SURROGATES = ("atan", "fast_sigmoid")
 LIF_IMPLS = ("fused", "compiled", "scan")
+RESETS = ("subtract", "zero")
+POOLS = ("max", "avg", "sum")
+
+Scalar = float | torch.Tensor
+"""A neuron constant: a number, or a 0-dim tensor (a learnable parameter)."""
 
 
 def surrogate_grad(x: torch.Tensor, surrogate: str, slope: float) -> torch.Tensor:
@@ -75,55 +93,104 @@ def _surrogate_primitive(x: torch.Tensor, surrogate: str, slope: float) -> torch
     raise ValueError(f"unknown surrogate {surrogate!r}: use 'atan' or 'fast_sigmoid'")
 
 
-def _forward_eager(cur: torch.Tensor, beta: float, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _forward_eager(cur: torch.Tensor, beta: Scalar, threshold: Scalar,
+                   reset: str = "subtract") -> tuple[torch.Tensor, torch.Tensor]:
     """Forward recurrence, in place into preallocated ``[T, ...]`` outputs (a few ops per step)."""
     mem = torch.empty_like(cur)                              # [T, ...]
     spk = torch.empty_like(cur)                              # [T, ...]
     mem[0].copy_(cur[0])                                     # U[0] = beta * 0 + I[0] - theta * 0
     torch.gt(mem[0], threshold, out=spk[0])                 # the comparison written as 0. / 1. directly
+    keep = torch.empty_like(cur[0]) if reset == "zero" else None                 # 1 - S[t-1]
     for t in range(1, cur.shape[0]):
-        # as snnTorch: (beta * U[t-1] + I[t]) - S[t-1] * theta (the first sum in one op)
-        torch.add(cur[t], mem[t - 1], alpha=beta, out=mem[t]).sub_(spk[t - 1], alpha=threshold)
+        if reset == "zero":                                  # as snnTorch: beta * ((1 - S[t-1]) * U[t-1]) + I[t]
+            torch.le(mem[t - 1], threshold, out=keep)
+            torch.mul(mem[t - 1], keep, out=mem[t]).mul_(beta).add_(cur[t])
+        else:
+            # as snnTorch: (beta * U[t-1] + I[t]) - S[t-1] * theta (the first sum in one op); a
+            # 0-dim tensor constant (learnable) enters as a tensor operand: no host sync
+            if isinstance(beta, torch.Tensor):
+                torch.addcmul(cur[t], mem[t - 1], beta, out=mem[t])
+            else:
+                torch.add(cur[t], mem[t - 1], alpha=beta, out=mem[t])
+            if isinstance(threshold, torch.Tensor):
+                mem[t].addcmul_(spk[t - 1], threshold, value=-1)
+            else:
+                mem[t].sub_(spk[t - 1], alpha=threshold)
         torch.gt(mem[t], threshold, out=spk[t])
     return spk, mem
 
 
 def _backward_eager(mem: torch.Tensor, grad_spk: torch.Tensor | None, grad_mem: torch.Tensor | None,
-                    beta: float, threshold: float, surrogate: str, slope: float) -> torch.Tensor:
-    """Reverse scan of the gradient, in place: ``g_I [T, ...]``. A ``None`` gradient is zero (the
-    output was not used: the hidden layers' membranes)."""
+                    beta: Scalar, threshold: Scalar, surrogate: str, slope: float, reset: str = "subtract",
+                    spike_term: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Reverse scan of the gradient, in place: ``(g_I [T, ...], sum g_S * H')``, the sum only with
+    ``spike_term`` (for dL/dtheta). A ``None`` gradient is zero (the output was not used: the hidden
+    layers' membranes)."""
     # computed from ``mem`` first so the gradient keeps the layout of the current (NHWC stays NHWC:
     # a layout change here would make the pooling's backward convert the whole conv output)
     grad = _surrogate_grad_(mem - threshold, surrogate, slope)                  # H'(U[t] - theta), all t
     grad = grad.mul_(grad_spk) if grad_spk is not None else grad.zero_()
+    spikes = grad.sum() if spike_term else None
     if grad_mem is not None:
         grad.add_(grad_mem)                                                      # d[t], all t
-    for t in range(mem.shape[0] - 2, -1, -1):                # g_I[t] = d[t] + beta * g_I[t+1]
-        grad[t].add_(grad[t + 1], alpha=beta)
-    return grad
+    if reset == "zero":
+        decay = torch.le(mem[:-1], threshold).to(mem.dtype).mul_(beta)          # beta * (1 - S[t]), t < T-1
+        for t in range(mem.shape[0] - 2, -1, -1):            # g_I[t] = d[t] + beta (1 - S[t]) g_I[t+1]
+            grad[t].addcmul_(grad[t + 1], decay[t])
+    elif isinstance(beta, torch.Tensor):
+        for t in range(mem.shape[0] - 2, -1, -1):            # g_I[t] = d[t] + beta * g_I[t+1]
+            grad[t].addcmul_(grad[t + 1], beta)
+    else:
+        for t in range(mem.shape[0] - 2, -1, -1):            # g_I[t] = d[t] + beta * g_I[t+1]
+            grad[t].add_(grad[t + 1], alpha=beta)
+    return grad, spikes
 
 
-def _forward_pure(cur: torch.Tensor, beta: float, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _param_grads(mem: torch.Tensor, grad: torch.Tensor, spikes: torch.Tensor | None, threshold: Scalar,
+                 reset: str, need_beta: bool, need_threshold: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """``(dL/dbeta, dL/dtheta)`` (module docstring) from the membrane ``[T, ...]``, ``g_I [T, ...]``
+    and ``spikes = sum g_S * H'``; None where not needed."""
+    g_beta = g_threshold = None
+    if need_beta or (need_threshold and reset == "subtract"):
+        fired = torch.gt(mem[:-1], threshold).to(mem.dtype)                      # S[t-1], t >= 1
+    if need_beta:
+        previous = mem[:-1] if reset == "subtract" else mem[:-1] * (1 - fired)   # dU[t] / dbeta
+        g_beta = (grad[1:] * previous).sum()
+    if need_threshold:
+        g_threshold = -spikes
+        if reset == "subtract":
+            g_threshold = g_threshold - (grad[1:] * fired).sum()
+    return g_beta, g_threshold
+
+
+def _forward_pure(cur: torch.Tensor, beta: Scalar, threshold: Scalar,
+                  reset: str = "subtract") -> tuple[torch.Tensor, torch.Tensor]:
     """The forward recurrence without in-place ops, for ``torch.compile`` (one fused kernel)."""
     mem = torch.zeros_like(cur[0])
     spk = torch.zeros_like(cur[0])
     spikes, mems = [], []
     for t in range(cur.shape[0]):
-        mem = beta * mem + cur[t] - spk * threshold
+        if reset == "zero":
+            mem = beta * ((1 - spk) * mem) + cur[t]
+        else:
+            mem = beta * mem + cur[t] - spk * threshold
         spk = (mem > threshold).to(cur.dtype)
         spikes.append(spk)
         mems.append(mem)
     return torch.stack(spikes), torch.stack(mems)
 
 
-def _backward_pure(mem: torch.Tensor, grad_spk: torch.Tensor, grad_mem: torch.Tensor, beta: float,
-                   threshold: float, surrogate: str, slope: float) -> torch.Tensor:
+def _backward_pure(mem: torch.Tensor, grad_spk: torch.Tensor, grad_mem: torch.Tensor, beta: Scalar,
+                   threshold: Scalar, surrogate: str, slope: float, reset: str = "subtract") -> torch.Tensor:
     """The reverse scan without in-place ops, for ``torch.compile``."""
     d = grad_mem + grad_spk * surrogate_grad(mem - threshold, surrogate, slope)
     g = torch.zeros_like(d[0])
     grads = []
     for t in range(d.shape[0] - 1, -1, -1):
-        g = d[t] + beta * g
+        if reset == "zero":                                  # g_I[t+1] reaches U[t] unless S[t] reset it
+            g = d[t] + beta * (mem[t] <= threshold).to(d.dtype) * g
+        else:
+            g = d[t] + beta * g
         grads.append(g)
     return torch.stack(grads[::-1])
 
@@ -157,41 +224,52 @@ class LIFFused(torch.autograd.Function):
     """The whole LIF recurrence as one autograd node (equations in the module docstring).
 
     ``compiled=False`` runs each pass as a few PyTorch ops per time step; ``compiled=True`` as one
-    ``torch.compile``-generated kernel over ``[T, N]``.
+    ``torch.compile``-generated kernel over ``[T, N]``. ``beta`` and ``threshold`` are numbers or
+    0-dim tensors; a tensor that requires grad gets its gradient.
     """
 
     @staticmethod
-    def forward(ctx, cur: torch.Tensor, beta: float, threshold: float, surrogate: str, slope: float,
-                compiled: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(ctx, cur: torch.Tensor, beta: Scalar, threshold: Scalar, surrogate: str, slope: float,
+                compiled: bool, reset: str) -> tuple[torch.Tensor, torch.Tensor]:
         if compiled:
             flat, order = _storage_2d(cur)                                           # [T, N]
-            spk, mem = (_unflatten_like(x, cur, order) for x in _compiled("forward")(flat, beta, threshold))
+            spk, mem = (_unflatten_like(x, cur, order)
+                        for x in _compiled("forward")(flat, beta, threshold, reset))
         else:
-            spk, mem = _forward_eager(cur, beta, threshold)
-        ctx.save_for_backward(mem)                           # only the membrane: H'(U - theta)
+            spk, mem = _forward_eager(cur, beta, threshold, reset)
+        tensors = [x for x in (beta, threshold) if isinstance(x, torch.Tensor)]
+        ctx.save_for_backward(mem, *tensors)                 # the membrane: H'(U - theta); the constants
         ctx.set_materialize_grads(False)                     # an unused output's gradient stays None
-        ctx.beta, ctx.threshold, ctx.surrogate, ctx.slope, ctx.compiled = beta, threshold, surrogate, slope, compiled
+        ctx.constants = [None if isinstance(x, torch.Tensor) else x for x in (beta, threshold)]
+        ctx.surrogate, ctx.slope, ctx.compiled, ctx.reset = surrogate, slope, compiled, reset
         return spk, mem
 
     @staticmethod
     def backward(ctx, grad_spk: torch.Tensor, grad_mem: torch.Tensor):
-        (mem,) = ctx.saved_tensors                           # [T, ...]
-        args = (ctx.beta, ctx.threshold, ctx.surrogate, ctx.slope)
+        mem, *tensors = ctx.saved_tensors                    # [T, ...]
+        beta, threshold = (tensors.pop(0) if c is None else c for c in ctx.constants)
+        need_beta, need_threshold = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
         if grad_spk is None and grad_mem is None:
-            return None, None, None, None, None, None
+            return None, None, None, None, None, None, None
+        args = (beta, threshold, ctx.surrogate, ctx.slope, ctx.reset)
         if ctx.compiled:
             grad_spk, grad_mem = (torch.zeros_like(mem) if g is None else g for g in (grad_spk, grad_mem))
             flat, order = _storage_2d(mem)
             same = [x.permute(order).reshape(flat.shape) for x in (grad_spk, grad_mem)]   # [T, N], copies if laid out otherwise
             grad = _unflatten_like(_compiled("backward")(flat, *same, *args), mem, order)
+            spikes = ((surrogate_grad(mem - threshold, ctx.surrogate, ctx.slope) * grad_spk).sum()
+                      if need_threshold else None)
         else:
-            grad = _backward_eager(mem, grad_spk, grad_mem, *args)
-        return grad, None, None, None, None, None
+            grad, spikes = _backward_eager(mem, grad_spk, grad_mem, *args, spike_term=need_threshold)
+        g_beta, g_threshold = _param_grads(mem, grad, spikes, threshold, ctx.reset, need_beta, need_threshold)
+        return grad, g_beta, g_threshold, None, None, None, None
 
 
-def _check_current(cur: torch.Tensor, surrogate: str) -> None:
+def _check_current(cur: torch.Tensor, surrogate: str, reset: str = "subtract") -> None:
     if surrogate not in SURROGATES:
         raise ValueError(f"unknown surrogate {surrogate!r}: use 'atan' or 'fast_sigmoid'")
+    if reset not in RESETS:
+        raise ValueError(f"unknown reset {reset!r}: use {' or '.join(repr(r) for r in RESETS)}")
     if cur.dim() < 1 or cur.shape[0] < 1:
         raise ValueError(f"expected a time-first current [T, ...] with T >= 1, got shape {tuple(cur.shape)}")
 
@@ -201,37 +279,53 @@ def _in_float32(cur: torch.Tensor) -> torch.Tensor:
     return cur.float() if cur.dtype in (torch.float16, torch.bfloat16) else cur
 
 
-def lif_fused(cur: torch.Tensor, beta: float = 0.9, threshold: float = 1.0, surrogate: str = "atan",
-              slope: float = 2.0, compiled: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def _scalar(x: Scalar, work: torch.Tensor, unit_interval: bool = False) -> Scalar:
+    """A neuron constant as the kernels take it: a float, or a 0-dim tensor in the dtype of ``work``
+    (differentiably); ``unit_interval`` clamps it to [0, 1] as snnTorch clamps beta."""
+    if isinstance(x, torch.Tensor):
+        if x.numel() != 1:
+            raise ValueError(f"expected one value per layer, got a tensor of shape {tuple(x.shape)}")
+        x = x.reshape(()).to(work.dtype)
+        return x.clamp(0.0, 1.0) if unit_interval else x
+    return min(max(float(x), 0.0), 1.0) if unit_interval else float(x)
+
+
+def lif_fused(cur: torch.Tensor, beta: Scalar = 0.9, threshold: Scalar = 1.0, surrogate: str = "atan",
+              slope: float = 2.0, compiled: bool = False, reset: str = "subtract") -> tuple[torch.Tensor, torch.Tensor]:
     """LIF over time as one autograd node: ``cur [T, ...]`` -> ``(spk [T, ...], mem [T, ...])``.
 
     Equal to :func:`snn_lib.neurons.lif_sequence` (and to snnTorch's ``Leaky`` stepped ``T`` times
     from zero) in forward values and in gradients, with ``beta`` clamped to [0, 1] like snnTorch.
-    ``compiled``: run each pass as one ``torch.compile``-made kernel (the first call compiles, tens
-    of seconds on a small CPU) instead of PyTorch ops per step.
+    ``beta`` and ``threshold`` may be 0-dim tensors (learnable, as ``Leaky(learn_beta=True,
+    learn_threshold=True)``); ``reset`` is ``"subtract"`` or ``"zero"``. ``compiled``: run each
+    pass as one ``torch.compile``-made kernel (the first call compiles, tens of seconds on a small
+    CPU) instead of PyTorch ops per step.
     """
-    _check_current(cur, surrogate)
+    _check_current(cur, surrogate, reset)
     work = _in_float32(cur)
-    spk, mem = LIFFused.apply(work, min(max(float(beta), 0.0), 1.0), float(threshold), surrogate, float(slope),
-                              bool(compiled))
+    spk, mem = LIFFused.apply(work, _scalar(beta, work, unit_interval=True), _scalar(threshold, work), surrogate,
+                              float(slope), bool(compiled), reset)
     return spk.to(cur.dtype), mem.to(cur.dtype)
 
 
-def lif_scan(cur: torch.Tensor, beta: float = 0.9, threshold: float = 1.0, surrogate: str = "atan",
-             slope: float = 2.0) -> tuple[torch.Tensor, torch.Tensor]:
+def lif_scan(cur: torch.Tensor, beta: Scalar = 0.9, threshold: Scalar = 1.0, surrogate: str = "atan",
+             slope: float = 2.0, reset: str = "subtract") -> tuple[torch.Tensor, torch.Tensor]:
     """The same recurrence as :func:`lif_fused` in plain differentiable ops, for ``torch.compile``.
 
     The spike is ``H(x) + (p(x) - p(x).detach())`` with ``p' = H'``: exactly 0 or 1 forward, the
     surrogate derivative backward. The reset uses the previous spike, detached.
     """
-    _check_current(cur, surrogate)
+    _check_current(cur, surrogate, reset)
     work = _in_float32(cur)
-    beta = min(max(float(beta), 0.0), 1.0)
+    beta, threshold = _scalar(beta, work, unit_interval=True), _scalar(threshold, work)
     mem = torch.zeros_like(work[0])
     fired = torch.zeros_like(work[0])
     spikes, mems = [], []
     for cur_t in work:
-        mem = beta * mem + cur_t - fired * threshold
+        if reset == "zero":
+            mem = beta * ((1 - fired) * mem) + cur_t
+        else:
+            mem = beta * mem + cur_t - fired * threshold
         x = mem - threshold
         smooth = _surrogate_primitive(x, surrogate, slope)
         spk = (x > 0).to(work.dtype) + (smooth - smooth.detach())
@@ -245,7 +339,8 @@ LifFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
 
 def lif_kernel(impl: str) -> LifFn:
-    """The LIF function of one of :data:`LIF_IMPLS`: ``fn(cur, beta, threshold, surrogate, slope)``."""
+    """The LIF function of one of :data:`LIF_IMPLS`: ``fn(cur, beta, threshold, surrogate, slope,
+    reset=...)``."""
     if impl == "fused":
         return lif_fused
     if impl == "compiled":
@@ -262,8 +357,20 @@ def compiling() -> bool:
     return bool(compiler is not None and hasattr(compiler, "is_compiling") and compiler.is_compiling())
 
 
-def conv_pool(conv: torch.nn.Conv2d, x: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
-    """``max_pool2d(conv(x), 2)`` computing only the convolution outputs the pooling reads.
+def pool2d(x: torch.Tensor, pool: str = "max") -> torch.Tensor:
+    """2x2 pooling with stride 2 of ``x [N, C, H, W]`` (one of :data:`POOLS`): the maximum, the
+    average, or the sum of each window (the average times 4: SLAYER's sum pooling)."""
+    if pool == "max":
+        return F.max_pool2d(x, 2)
+    if pool == "avg":
+        return F.avg_pool2d(x, 2)
+    if pool == "sum":
+        return F.avg_pool2d(x, 2, divisor_override=1)
+    raise ValueError(f"unknown pool {pool!r}: use one of {', '.join(POOLS)}")
+
+
+def conv_pool(conv: torch.nn.Conv2d, x: torch.Tensor, channels_last: bool = False, pool: str = "max") -> torch.Tensor:
+    """``pool2d(conv(x), pool)`` computing only the convolution outputs the pooling reads.
 
     A 2x2 pool of an odd-sized map drops its last row and column (11 -> 5 in the CSNN's second
     stage), so the input is first cut to the rows and columns that feed the kept outputs: the same
@@ -272,6 +379,8 @@ def conv_pool(conv: torch.nn.Conv2d, x: torch.Tensor, channels_last: bool = Fals
     frames go through in chunks (:class:`ConvPool`); on a GPU, under autocast or while being
     compiled, as one call of each op.
     """
+    if pool not in POOLS:
+        raise ValueError(f"unknown pool {pool!r}: use one of {', '.join(POOLS)}")
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     (kh, kw), (sh, sw) = conv.kernel_size, conv.stride
@@ -280,9 +389,9 @@ def conv_pool(conv: torch.nn.Conv2d, x: torch.Tensor, channels_last: bool = Fals
         crop = (2 * (out_h // 2) + kh - 1, 2 * (out_w // 2) + kw - 1)
         if (conv.groups == 1 and x.device.type == "cpu" and not compiling()
                 and not torch.is_autocast_enabled("cpu")):
-            return ConvPool.apply(x, conv.weight, conv.bias, crop)
+            return ConvPool.apply(x, conv.weight, conv.bias, crop, pool)
         x = x[..., :crop[0], :crop[1]]
-    return F.max_pool2d(conv(x), 2)
+    return pool2d(conv(x), pool)
 
 
 CHUNK_BYTES = 4 * 2**20
@@ -296,20 +405,21 @@ def _layout(x: torch.Tensor) -> torch.memory_format:
 
 
 class ConvPool(torch.autograd.Function):
-    """``max_pool2d(conv2d(x[..., :h, :w], weight, bias), 2)`` for a stride-1, unpadded convolution,
+    """``pool2d(conv2d(x[..., :h, :w], weight, bias), pool)`` for a stride-1, unpadded convolution,
     in chunks of frames, with its own backward pass.
 
     Autograd over the plain ops keeps the whole convolution output ``[N, C, H', W']`` (four times
     the pooled output) until the backward pass, and every pass over a tensor that large runs from
     main memory. Here each chunk of frames is convolved and pooled while it is in cache; only the
-    pooling's argmax indices are kept, and the backward pass goes chunk by chunk through the
+    max pooling's argmax indices are kept (average and sum pooling need nothing), and the backward
+    pass goes chunk by chunk through the
     pooling and the convolution again, with ATen's own backward kernels (so the gradients are those
     of the plain ops, up to the order in which the weight gradient is summed).
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                crop: tuple[int, int]) -> torch.Tensor:
+                crop: tuple[int, int], pool: str = "max") -> torch.Tensor:
         h, w = crop
         fmt = _layout(x)
         out_c, (kh, kw) = weight.shape[0], weight.shape[2:]
@@ -318,14 +428,20 @@ class ConvPool(torch.autograd.Function):
         chunk = max(1, CHUNK_BYTES // per_frame)
         pooled_shape = (x.shape[0], out_c, conv_shape[1] // 2, conv_shape[2] // 2)     # [N, C, H'/2, W'/2]
         out = torch.empty(pooled_shape, dtype=x.dtype, device=x.device, memory_format=fmt)
-        indices = torch.empty(pooled_shape, dtype=torch.int64, device=x.device, memory_format=fmt)
+        indices = (torch.empty(pooled_shape, dtype=torch.int64, device=x.device, memory_format=fmt)
+                   if pool == "max" else None)
+        divisor = 1 if pool == "sum" else None
         for start in range(0, x.shape[0], chunk):
             rows = slice(start, start + chunk)
             xc = x[rows, :, :h, :w].contiguous(memory_format=fmt)                   # [n, Cin, h, w]
-            torch.ops.aten.max_pool2d_with_indices.out(F.conv2d(xc, weight, bias), [2, 2], [2, 2], [0, 0], [1, 1],
-                                                       False, out=out[rows], indices=indices[rows])
+            if pool == "max":
+                torch.ops.aten.max_pool2d_with_indices.out(F.conv2d(xc, weight, bias), [2, 2], [2, 2], [0, 0],
+                                                           [1, 1], False, out=out[rows], indices=indices[rows])
+            else:
+                torch.ops.aten.avg_pool2d.out(F.conv2d(xc, weight, bias), [2, 2], [2, 2], [0, 0], False, True,
+                                              divisor, out=out[rows])
         ctx.save_for_backward(x, weight, indices)
-        ctx.crop, ctx.chunk, ctx.fmt, ctx.conv_shape = crop, chunk, fmt, conv_shape
+        ctx.crop, ctx.chunk, ctx.fmt, ctx.conv_shape, ctx.pool = crop, chunk, fmt, conv_shape, pool
         ctx.has_bias = bias is not None
         return out
 
@@ -345,8 +461,13 @@ class ConvPool(torch.autograd.Function):
             xc = x[rows, :, :h, :w].contiguous(memory_format=fmt)
             g = grad_out[rows].contiguous(memory_format=fmt)
             g_conv = g_conv_buffer[:xc.shape[0]]                                    # [n, C, H', W']
-            torch.ops.aten.max_pool2d_with_indices_backward.grad_input(
-                g, g_conv, [2, 2], [2, 2], [0, 0], [1, 1], False, indices[rows], grad_input=g_conv)
+            if ctx.pool == "max":
+                torch.ops.aten.max_pool2d_with_indices_backward.grad_input(
+                    g, g_conv, [2, 2], [2, 2], [0, 0], [1, 1], False, indices[rows], grad_input=g_conv)
+            else:                                            # reads only the shape of its input argument
+                torch.ops.aten.avg_pool2d_backward.grad_input(
+                    g, g_conv, [2, 2], [2, 2], [0, 0], False, True, 1 if ctx.pool == "sum" else None,
+                    grad_input=g_conv)
             gx, gw, gb = torch.ops.aten.convolution_backward(
                 g_conv, xc, weight, [weight.shape[0]] if ctx.has_bias else None, [1, 1], [0, 0], [1, 1],
                 False, [0, 0], 1, [need_x, need_w, need_b])
@@ -356,8 +477,8 @@ class ConvPool(torch.autograd.Function):
                 grad_w += gw
             if need_b:
                 grad_b += gb
-        return grad_x, grad_w, grad_b, None
+        return grad_x, grad_w, grad_b, None, None
 
 
-__all__ = ["LIF_IMPLS", "SURROGATES", "ConvPool", "LIFFused", "compiling", "conv_pool", "lif_fused", "lif_kernel", "lif_scan",
-           "surrogate_grad"]
+__all__ = ["LIF_IMPLS", "POOLS", "RESETS", "SURROGATES", "ConvPool", "LIFFused", "compiling", "conv_pool", "lif_fused",
+           "lif_kernel", "lif_scan", "pool2d", "surrogate_grad"]

@@ -21,9 +21,14 @@ Two implementations of the same network, side by side in :class:`CSNN` and chose
   over all ``T * B`` frames, and each LIF layer as one fused operation over time
   (:mod:`snn_lib.kernels`).
 
-They share every parameter, and the neuron's ``beta`` and ``threshold`` have one source, the
-model's :class:`~snn_lib.config.ModelConfig`: they are not in the state dict, so a checkpoint
-loads strictly into either implementation.
+The pooling is 2x2 max pooling by default (``model.pool``: ``avg`` and ``sum`` too), the neuron
+snnTorch's ``Leaky`` with reset by subtraction (``model.reset=zero``: reset to zero).
+
+They share every parameter, and the neuron's ``beta`` and ``threshold`` have one source each: the
+model's :class:`~snn_lib.config.ModelConfig`, where they are not in the state dict; or, with
+``model.learn_beta`` / ``model.learn_threshold``, one trained scalar per LIF layer, snnTorch's own
+parameter (``lif1.beta``, ...: in the state dict, the config giving only its initial value). Either
+way a checkpoint loads strictly into either implementation.
 """
 
 from __future__ import annotations
@@ -38,11 +43,12 @@ from torch import nn
 
 from .config import LOSSES, ModelConfig
 from .errors import ConfigError
-from .kernels import compiling, conv_pool, lif_kernel
+from .kernels import compiling, conv_pool, lif_kernel, pool2d
 from .neurons import spike_fn
 
 NEURON_BUFFERS = ("beta", "threshold", "graded_spikes_factor", "reset_mechanism_val")
-"""snnTorch ``Leaky``'s constant buffers: kept out of the state dict (the config holds the values)."""
+"""snnTorch ``Leaky``'s constant buffers: kept out of the state dict (the config holds the values).
+A learnable ``beta`` or ``threshold`` is a parameter instead, and saved."""
 
 
 def flat_features(input_size: int, channels: int, kernel_size: int) -> int:
@@ -86,11 +92,14 @@ class CSNN(nn.Module):
         self.conv2 = nn.Conv2d(c1, c2, cfg.kernel_size)
         self.fc = nn.Linear(flat_features(input_size, c2, cfg.kernel_size), num_classes)
         grad = spike_fn(cfg.surrogate, cfg.surrogate_slope)
-        self.lif1, self.lif2, self.lif3 = (snn.Leaky(beta=cfg.beta, threshold=cfg.threshold, spike_grad=grad)
+        self.lif1, self.lif2, self.lif3 = (snn.Leaky(beta=cfg.beta, threshold=cfg.threshold, spike_grad=grad,
+                                                     learn_beta=cfg.learn_beta, learn_threshold=cfg.learn_threshold,
+                                                     reset_mechanism=cfg.reset)
                                            for _ in range(3))
         for lif in (self.lif1, self.lif2, self.lif3):
             for name in NEURON_BUFFERS:                    # same tensors, no longer saved
-                lif.register_buffer(name, getattr(lif, name), persistent=False)
+                if name in lif._buffers:                   # (a learnable one is a parameter)
+                    lif.register_buffer(name, getattr(lif, name), persistent=False)
 
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``frames [T, B, 2, H, W]`` -> ``(spk [T, B, 10], mem [T, B, 10])`` of the output layer."""
@@ -103,9 +112,9 @@ class CSNN(nn.Module):
         mem1 = mem2 = mem3 = None
         spikes, mems = [], []
         for x in frames:                                             # x: [B, 2, H, W]
-            cur1 = F.max_pool2d(self.conv1(x), 2)                    # [B, 12, 15, 15]
+            cur1 = pool2d(self.conv1(x), self.cfg.pool)              # [B, 12, 15, 15]
             spk1, mem1 = self.lif1(cur1, mem1 if mem1 is not None else torch.zeros_like(cur1))
-            cur2 = F.max_pool2d(self.conv2(spk1), 2)                 # [B, 64, 5, 5]
+            cur2 = pool2d(self.conv2(spk1), self.cfg.pool)           # [B, 64, 5, 5]
             spk2, mem2 = self.lif2(cur2, mem2 if mem2 is not None else torch.zeros_like(cur2))
             cur3 = self.fc(spk2.flatten(1))                          # [B, 10]
             spk3, mem3 = self.lif3(cur3, mem3 if mem3 is not None else torch.zeros_like(cur3))
@@ -127,20 +136,27 @@ class CSNN(nn.Module):
         if lif_impl == "auto":
             lif_impl = "scan" if compiling() else "fused"
         lif = lif_kernel(lif_impl)
-        # snnTorch keeps beta and threshold as float32 buffers; round the same way (no device sync)
-        neuron = dict(beta=_float32(self.cfg.beta), threshold=_float32(self.cfg.threshold),
-                      surrogate=self.cfg.surrogate, slope=float(self.cfg.surrogate_slope))
+        pool = self.cfg.pool
         T, B = frames.shape[:2]
         if channels_last is None:
             channels_last = frames.device.type == "cpu" or self.conv1.weight.is_contiguous(
                 memory_format=torch.channels_last)
-        x = frames.flatten(0, 1)                                           # [T*B, 2, H, W]
-        cur1 = conv_pool(self.conv1, x, channels_last)                     # [T*B, 12, 15, 15]
-        spk1, _ = lif(cur1.unflatten(0, (T, B)), **neuron)                 # [T, B, 12, 15, 15]
-        cur2 = conv_pool(self.conv2, spk1.flatten(0, 1), channels_last)    # [T*B, 64, 5, 5]
-        spk2, _ = lif(cur2.unflatten(0, (T, B)), **neuron)                 # [T, B, 64, 5, 5]
-        cur3 = self.fc(spk2.flatten(2))                                    # [T, B, 10]
-        return lif(cur3, **neuron)                                         # [T, B, 10] each
+        x = frames.flatten(0, 1)                                                 # [T*B, 2, H, W]
+        cur1 = conv_pool(self.conv1, x, channels_last, pool)                     # [T*B, 12, 15, 15]
+        spk1, _ = lif(cur1.unflatten(0, (T, B)), **self.neuron(self.lif1))       # [T, B, 12, 15, 15]
+        cur2 = conv_pool(self.conv2, spk1.flatten(0, 1), channels_last, pool)    # [T*B, 64, 5, 5]
+        spk2, _ = lif(cur2.unflatten(0, (T, B)), **self.neuron(self.lif2))       # [T, B, 64, 5, 5]
+        cur3 = self.fc(spk2.flatten(2))                                          # [T, B, 10]
+        return lif(cur3, **self.neuron(self.lif3))                               # [T, B, 10] each
+
+    def neuron(self, lif: snn.Leaky) -> dict:
+        """The LIF settings of one layer for :mod:`snn_lib.kernels`: a learnable beta or threshold
+        is that layer's parameter (a 0-dim tensor, which gets the gradient); a fixed one comes from
+        the config, rounded to float32 as snnTorch stores it (a number: no device sync)."""
+        cfg = self.cfg
+        return dict(beta=lif.beta if cfg.learn_beta else _float32(cfg.beta),
+                    threshold=lif.threshold if cfg.learn_threshold else _float32(cfg.threshold),
+                    surrogate=cfg.surrogate, slope=float(cfg.surrogate_slope), reset=cfg.reset)
 
 
 def build_model(cfg: ModelConfig, frame_shape: tuple[int, ...]) -> CSNN:

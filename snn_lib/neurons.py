@@ -20,7 +20,7 @@ from collections.abc import Callable
 import torch
 from snntorch import surrogate
 
-from .kernels import SURROGATES
+from .kernels import RESETS, SURROGATES
 
 SpikeFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -49,7 +49,7 @@ def lif_step(cur: torch.Tensor, mem: torch.Tensor, beta: float = 0.9, threshold:
     elif reset == "zero":
         mem = beta * (1 - fired) * mem + cur
     else:
-        raise ValueError(f"reset={reset!r}: use 'subtract' or 'zero'")
+        raise ValueError(f"reset={reset!r}: use {' or '.join(repr(r) for r in RESETS)}")
     return spike(mem - threshold), mem
 
 

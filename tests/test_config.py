@@ -20,6 +20,8 @@ def test_defaults_are_valid_and_round_trip():
     (lambda c: setattr(c.data, "subset", 0), "data.subset"),
     (lambda c: setattr(c.data, "crop", 40), "data.crop"),
     (lambda c: setattr(c.model, "beta", 1.5), "model.beta"),
+    (lambda c: setattr(c.model, "reset", "none"), "model.reset"),
+    (lambda c: setattr(c.model, "pool", "min"), "model.pool"),
     (lambda c: setattr(c.train, "lr", 0.0), "train.lr"),
     (lambda c: setattr(c, "exp_id", "a/b"), "exp_id"),
 ])
@@ -40,10 +42,10 @@ def test_every_option_name_is_accepted_by_the_code_that_acts_on_it():
     """The option tuples of snn_lib.config are the names the implementations accept."""
     import torch
 
-    from snn_lib.config import LIF_IMPLS, LOSSES, SURROGATES
-    from snn_lib.kernels import LIF_IMPLS as LIF_KERNELS, lif_kernel
+    from snn_lib.config import LIF_IMPLS, LOSSES, POOLS, RESETS, SURROGATES
+    from snn_lib.kernels import LIF_IMPLS as LIF_KERNELS, lif_fused, lif_kernel, pool2d
     from snn_lib.model import make_loss
-    from snn_lib.neurons import spike_fn
+    from snn_lib.neurons import lif_step, spike_fn
 
     for name in LOSSES:
         assert make_loss(name)(torch.zeros(3, 2, 10), torch.tensor([0, 1])).dim() == 0
@@ -52,6 +54,11 @@ def test_every_option_name_is_accepted_by_the_code_that_acts_on_it():
     assert LIF_IMPLS == ("auto", *LIF_KERNELS)
     for name in LIF_KERNELS:
         lif_kernel(name)
+    for name in RESETS:
+        lif_fused(torch.zeros(2, 1), reset=name)
+        lif_step(torch.zeros(1), torch.zeros(1), reset=name)
+    for name in POOLS:
+        pool2d(torch.zeros(1, 1, 2, 2), name)
 
 
 def test_yaml_round_trip():

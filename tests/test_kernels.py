@@ -4,13 +4,14 @@ spikes, membrane, gradients."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import pytest
 import torch
 
 from snn_lib.config import ModelConfig
 import snn_lib.kernels
-from snn_lib.kernels import conv_pool, lif_fused, lif_scan, surrogate_grad
+from snn_lib.kernels import POOLS, RESETS, conv_pool, lif_fused, lif_scan, pool2d, surrogate_grad
 from snn_lib.model import CSNN
 from snn_lib.neurons import lif_sequence, spike_fn
 
@@ -38,6 +39,9 @@ def make_pair(cfg: ModelConfig, size: int, dtype: torch.dtype, seed: int = 0) ->
         for lif in (ref.lif1, ref.lif2, ref.lif3):
             lif.spike_grad = keep_dtype(lif.spike_grad)
     return ref, fast
+
+
+NEURON_PARAMETERS = {f"lif{i}.{name}" for i in (1, 2, 3) for name in ("beta", "threshold")}
 
 
 def run(model: CSNN, frames: torch.Tensor, w_spk: torch.Tensor, w_mem: torch.Tensor):
@@ -112,24 +116,80 @@ def test_csnn_lif_impls_agree(lif_impl, channels_last):
         torch.testing.assert_close(p.grad, g_ref[name], rtol=1e-5, atol=1e-5, msg=name)
 
 
+LEARN = [(False, False), (True, False), (False, True), (True, True)]        # (learn_beta, learn_threshold)
+
+
+def check_options_against_reference(cfg: ModelConfig, lif_impl: str, channels_last: bool = True):
+    """Spikes, membranes and every gradient (the learnable beta and threshold included) of the fast
+    path with ``lif_impl`` equal the snnTorch reference's, float64."""
+    ref, fast = make_pair(cfg, 22, torch.float64)
+    frames = random_frames(5, 3, 22, torch.float64)
+    w_spk, w_mem = torch.randn(5, 3, 10, dtype=torch.float64), torch.randn(5, 3, 10, dtype=torch.float64)
+    s_ref, m_ref, g_ref = run(ref, frames, w_spk, w_mem)
+    fast.zero_grad()
+    spk, mem = fast.forward_fast(frames, lif_impl=lif_impl, channels_last=channels_last)
+    ((spk * w_spk).sum() + (mem * w_mem).sum()).backward()
+    assert s_ref[:, :, :].sum() > 0, "the test input should make the output layer spike"
+    learned = {f"lif{i}.{name}" for i in (1, 2, 3) for name, on in (("beta", cfg.learn_beta),
+                                                                 ("threshold", cfg.learn_threshold)) if on}
+    assert set(g_ref) & NEURON_PARAMETERS == learned
+    torch.testing.assert_close(spk, s_ref, rtol=0, atol=0)
+    torch.testing.assert_close(mem, m_ref, rtol=1e-5, atol=1e-5)
+    for name, p in fast.named_parameters():
+        assert g_ref[name].abs().max() > 0, f"{name} got no gradient: the test would not see a wrong one"
+        torch.testing.assert_close(p.grad, g_ref[name], rtol=1e-5, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("learn_beta,learn_threshold", LEARN)
+@pytest.mark.parametrize("pool", POOLS)
+@pytest.mark.parametrize("reset", RESETS)
+def test_csnn_neuron_and_pool_options_equal_reference(reset, pool, learn_beta, learn_threshold):
+    """model.reset, model.pool, model.learn_beta and model.learn_threshold: snnTorch's Leaky (with
+    reset_mechanism, learn_beta, learn_threshold) and the fused LIF + ConvPool agree."""
+    cfg = ModelConfig(beta=0.7, channels=(5, 7), reset=reset, pool=pool, learn_beta=learn_beta,
+                      learn_threshold=learn_threshold, threshold=0.8 if pool == "avg" else 1.0)
+    check_options_against_reference(cfg, "fused")
+
+
+@pytest.mark.parametrize("reset,pool,channels_last", [("subtract", "sum", False), ("zero", "avg", False),
+                                                      ("zero", "max", True)])
+def test_lif_scan_neuron_options_equal_reference(reset, pool, channels_last):
+    """The scan (what torch.compile of the model traces), NCHW as a GPU gets it: learnable beta and
+    threshold, both resets, the pooling of the plain ops."""
+    cfg = ModelConfig(beta=0.7, channels=(5, 7), reset=reset, pool=pool, learn_beta=True, learn_threshold=True,
+                      threshold=0.8 if pool == "avg" else 1.0)
+    check_options_against_reference(cfg, "scan", channels_last)
+
+
+@pytest.mark.parametrize("pool", POOLS)
 @pytest.mark.parametrize("size", [15, 16, 17, 22])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_conv_pool_equals_pool_of_conv(size, channels_last):
+def test_conv_pool_equals_pool_of_conv(size, channels_last, pool):
     """Cutting the rows the pooling drops changes neither values nor gradients (odd and even sizes)."""
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(3, 4, 5).double()
     x = torch.randn(2, 3, size, size, dtype=torch.float64, requires_grad=True)
     w = torch.randn(2, 4, (size - 4) // 2, (size - 4) // 2, dtype=torch.float64)
-    check_against_plain_ops(conv, x, w, channels_last)
+    check_against_plain_ops(conv, x, w, channels_last, pool=pool)
 
 
-def check_against_plain_ops(conv, x, w, channels_last=False, tol=1e-12):
-    """``conv_pool(conv, x)`` and its gradients (weighted by ``w``) equal ``max_pool2d(conv(x), 2)``'s.
+def test_pool2d_is_the_max_mean_or_sum_of_each_window():
+    x = torch.arange(2 * 3 * 5 * 4, dtype=torch.float64).reshape(2, 3, 5, 4).sin()
+    windows = x[..., :4, :].unfold(2, 2, 2).unfold(3, 2, 2).flatten(-2)       # [2, 3, 2, 2, 4]
+    torch.testing.assert_close(pool2d(x, "max"), windows.amax(-1), rtol=0, atol=0)
+    torch.testing.assert_close(pool2d(x, "avg"), windows.mean(-1), rtol=1e-15, atol=1e-15)
+    torch.testing.assert_close(pool2d(x, "sum"), windows.sum(-1), rtol=1e-15, atol=1e-15)
+    with pytest.raises(ValueError, match="pool 'min'"):
+        pool2d(x, "min")
+
+
+def check_against_plain_ops(conv, x, w, channels_last=False, tol=1e-12, pool="max"):
+    """``conv_pool(conv, x)`` and its gradients (weighted by ``w``) equal ``pool2d(conv(x), pool)``'s.
     Returns ``(out, ref, grads)``; ``tol=None`` takes assert_close's defaults for the dtype."""
     params = [x, conv.weight, conv.bias]
-    out = conv_pool(conv, x, channels_last)
+    out = conv_pool(conv, x, channels_last, pool)
     grads = torch.autograd.grad((out * w).sum(), params)
-    ref = torch.nn.functional.max_pool2d(conv(x), 2)
+    ref = pool2d(conv(x), pool)
     grads_ref = torch.autograd.grad((ref * w).sum(), params)
     close = {} if tol is None else {"rtol": tol, "atol": tol}
     torch.testing.assert_close(out, ref, **close)
@@ -138,9 +198,10 @@ def check_against_plain_ops(conv, x, w, channels_last=False, tol=1e-12):
     return out, ref, grads
 
 
+@pytest.mark.parametrize("pool", POOLS)
 @pytest.mark.parametrize("chunk_bytes", [1, 10_000, 2**30])   # 1 frame, 1-3 frames, all
 @pytest.mark.parametrize("size,channels_last", [(15, True), (16, False), (22, True)])
-def test_conv_pool_in_chunks(monkeypatch, chunk_bytes, size, channels_last):
+def test_conv_pool_in_chunks(monkeypatch, chunk_bytes, size, channels_last, pool):
     """ConvPool's chunks (one frame each, a few frames, all at once) and its backward equal the plain
     ops; the input's gradient is zero in the cut rows and columns and keeps the input's layout."""
     monkeypatch.setattr(snn_lib.kernels, "CHUNK_BYTES", chunk_bytes)
@@ -150,11 +211,11 @@ def test_conv_pool_in_chunks(monkeypatch, chunk_bytes, size, channels_last):
     x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
     x.requires_grad_(True)
     w = torch.randn(7, 4, (size - 4) // 2, (size - 4) // 2, dtype=torch.float64)
-    out, ref, grads = check_against_plain_ops(conv, x, w, channels_last)
+    out, ref, grads = check_against_plain_ops(conv, x, w, channels_last, pool=pool)
     assert out.grad_fn is not None and "ConvPool" in type(out.grad_fn).__name__
     assert grads[0].is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     with torch.no_grad():                                 # inference: no graph, same values
-        torch.testing.assert_close(conv_pool(conv, x, channels_last), ref, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(conv_pool(conv, x, channels_last, pool), ref, rtol=1e-12, atol=1e-12)
 
 
 def test_conv_pool_ties_go_where_max_pool_sends_them():
@@ -211,6 +272,98 @@ def test_lif_matches_lif_sequence(lif, surrogate, slope, shape, beta, threshold)
     torch.testing.assert_close(mem, mem_ref, rtol=1e-12, atol=1e-12)
     # the reference's float32 spike function rounds the incoming gradient to float32
     torch.testing.assert_close(grad, grad_ref, rtol=1e-6, atol=1e-6)
+
+
+def lif_grads_against_lif_sequence(lif, reset: str, learn_beta: bool, learn_threshold: bool, shape=(9, 4, 3),
+                                   surrogate="atan", slope=2.0, seed=0):
+    """Outputs and the gradients wrt the current, beta and threshold of ``lif`` and of autograd
+    through :func:`snn_lib.neurons.lif_sequence` (float64)."""
+    torch.manual_seed(seed)
+    cur = (torch.randn(shape, dtype=torch.float64) * 1.5 + 0.4).requires_grad_()
+    beta = torch.tensor(0.8, dtype=torch.float64, requires_grad=True) if learn_beta else 0.8
+    threshold = torch.tensor(1.1, dtype=torch.float64, requires_grad=True) if learn_threshold else 1.1
+    inputs = [cur] + [x for x in (beta, threshold) if isinstance(x, torch.Tensor)]
+    g_spk, g_mem = torch.randn(shape, dtype=torch.float64), torch.randn(shape, dtype=torch.float64)
+    spk, mem = lif(cur, beta, threshold, surrogate, slope, reset=reset)
+    grads = torch.autograd.grad((spk * g_spk).sum() + (mem * g_mem).sum(), inputs)
+    spk_ref, mem_ref = lif_sequence(cur, beta, threshold, reset=reset, spike=keep_dtype(spike_fn(surrogate, slope)))
+    grads_ref = torch.autograd.grad((spk_ref * g_spk).sum() + (mem_ref * g_mem).sum(), inputs)
+    assert spk_ref.sum() > 0 and (spk_ref[:-1] * (mem_ref[1:] < mem_ref[:-1])).sum() > 0, "no reset to test"
+    torch.testing.assert_close(spk, spk_ref, rtol=0, atol=0)
+    torch.testing.assert_close(mem, mem_ref, rtol=1e-12, atol=1e-12)
+    for name, g, g_ref in zip(["cur", "beta", "threshold"][:len(inputs)], grads, grads_ref):
+        assert g_ref.abs().max() > 0
+        # the reference's float32 spike function rounds the incoming gradient to float32
+        torch.testing.assert_close(g, g_ref, rtol=1e-6, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("lif", [lif_fused, lif_scan])
+@pytest.mark.parametrize("learn_beta,learn_threshold", LEARN)
+@pytest.mark.parametrize("reset", RESETS)
+@pytest.mark.parametrize("surrogate,slope", SURROGATES)
+def test_lif_reset_and_learnable_constants_match_lif_sequence(lif, reset, learn_beta, learn_threshold, surrogate,
+                                                               slope):
+    """dL/dbeta and dL/dtheta of the hand-written backward (module docstring of snn_lib.kernels),
+    both resets, against autograd through neurons.lif_sequence."""
+    lif_grads_against_lif_sequence(lif, reset, learn_beta, learn_threshold, surrogate=surrogate, slope=slope)
+
+
+@pytest.mark.parametrize("reset", RESETS)
+def test_compiled_kernels_with_learnable_constants(reset):
+    """The torch.compile-made kernels with 0-dim tensor constants and either reset (compiles)."""
+    pytest.importorskip("torch._inductor")
+    compiled = functools.partial(lif_fused, compiled=True)
+    lif_grads_against_lif_sequence(compiled, reset, True, True, shape=(6, 3, 7))
+
+
+@pytest.mark.parametrize("reset", RESETS)
+def test_lif_fused_gradcheck_beta_and_threshold(reset):
+    """The new backward terms against finite differences: the membrane through beta and threshold
+    (subtract: the reset term -S[t-1]; zero: no dependence on theta), and the spikes' surrogate
+    path through theta against lif_scan's autograd."""
+    torch.manual_seed(3)
+    cur = torch.rand(7, 5, dtype=torch.float64) * 0.3
+    cur[2] += 1.2                                             # some steps cross the threshold
+    cur[4, :2] += 1.5
+    beta = torch.tensor(0.6, dtype=torch.float64, requires_grad=True)
+    threshold = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+    assert lif_fused(cur, beta, threshold, reset=reset)[0].sum() > 0
+    for surrogate in ("atan", "fast_sigmoid"):
+        assert torch.autograd.gradcheck(lambda c, b, th: lif_fused(c, b, th, surrogate, reset=reset)[1],
+                                        (cur.clone().requires_grad_(), beta, threshold))
+        w = torch.randn(7, 5, dtype=torch.float64)
+        g = torch.autograd.grad((lif_fused(cur, beta, threshold, surrogate, reset=reset)[0] * w).sum(),
+                                (beta, threshold))
+        g_scan = torch.autograd.grad((lif_scan(cur, beta, threshold, surrogate, reset=reset)[0] * w).sum(),
+                                     (beta, threshold))
+        torch.testing.assert_close(g, g_scan, rtol=1e-12, atol=1e-12)
+
+
+def test_learnable_beta_is_clamped_like_snntorch():
+    """beta outside [0, 1] acts as its clamp and gets no gradient (snnTorch: beta.clamp(0, 1))."""
+    cur = torch.rand(5, 3, dtype=torch.float64) + 0.5
+    for lif in (lif_fused, lif_scan):
+        beta = torch.tensor(1.3, dtype=torch.float64, requires_grad=True)
+        spk, mem = lif(cur, beta, 1.0)
+        torch.testing.assert_close((spk, mem), lif(cur, 1.0, 1.0), rtol=0, atol=0)
+        grad, = torch.autograd.grad(mem.sum(), beta)
+        assert grad == 0
+
+
+def test_lif_zero_reset_golden_values():
+    """beta 0.5, theta 1, constant current 0.6, reset to zero: U = 0.6, 0.9, 1.05 (spike), 0.6, 0.9."""
+    cur = torch.full((5, 1), 0.6, dtype=torch.float64)
+    for lif in (lif_fused, lif_scan):
+        spk, mem = lif(cur, beta=0.5, threshold=1.0, reset="zero")
+        torch.testing.assert_close(mem[:, 0], torch.tensor([0.6, 0.9, 1.05, 0.6, 0.9], dtype=torch.float64))
+        torch.testing.assert_close(spk[:, 0], torch.tensor([0.0, 0.0, 1.0, 0.0, 0.0], dtype=torch.float64))
+
+
+def test_lif_refuses_unknown_reset_and_vector_constants():
+    with pytest.raises(ValueError, match="reset 'none'"):
+        lif_fused(torch.zeros(2, 2), reset="none")
+    with pytest.raises(ValueError, match="one value per layer"):
+        lif_fused(torch.zeros(2, 3), beta=torch.full((3,), 0.5))
 
 
 @pytest.mark.parametrize("surrogate,slope", SURROGATES)
