@@ -29,6 +29,7 @@ MODEL_IMPLS = ("reference", "fast")
 LIF_IMPLS = ("auto", *LIF_KERNELS)
 LOSSES = ("ce_count", "mse_count")
 AMP_MODES = ("off", "bf16")
+RESUME_MODES = (False, True, "auto")
 MAX_NAME_BYTES = 255        # the longest file name most file systems allow (exp_id is a folder name)
 
 
@@ -68,11 +69,15 @@ class ModelConfig:
 @dataclass
 class TrainConfig:
     num_epochs: int = 15
-    batch_size: int = 32
+    batch_size: int = 32               # recordings per step (data-parallel: the global batch, split over processes)
     lr: float = 2e-3                   # Adam
     loss: str = "ce_count"             # cross-entropy on output spike counts, or snnTorch's mse_count
     device: str = "auto"               # auto, cpu, cuda, cuda:N (CUDA_VISIBLE_DEVICES is honoured)
-    resume: bool = False               # continue from exp/{exp_id}/checkpoints/last.pt
+    resume: Any = False                # true: continue exp/{exp_id} (it must hold a run); false: start a new
+                                       # run (the folder must hold none); auto: continue if there is a run
+    threads: int = 0                   # CPU threads; 0: torch's default (in a parallel sweep: cores / jobs)
+    distributed: Any = False           # data-parallel: true = one process per GPU, N = N processes (CPU: gloo);
+                                       # under torchrun it is on by itself. batch_size is the global batch
     eval_batch_size: int = 256
     num_animations: int = 3            # spike_bar_{i}_target{t}.gif for this many test digits
     max_steps_per_epoch: int = 0       # >0: stop each epoch after this many batches (smoke tests)
@@ -127,6 +132,10 @@ class Config:
                 "a positive, finite number")
         require(m.reset in RESETS, "model.reset", m.reset, " or ".join(RESETS))
         require(m.pool in POOLS, "model.pool", m.pool, ", ".join(POOLS))
+        require(t.resume in RESUME_MODES, "train.resume", t.resume, "true, false or auto")
+        require(t.threads >= 0, "train.threads", t.threads, "0 (torch's default) or a number of threads")
+        require(t.distributed in (False, True) or (type(t.distributed) is int and t.distributed >= 2),
+                "train.distributed", t.distributed, "false, true (one process per GPU) or a number of processes >= 2")
         require(t.num_epochs >= 1, "train.num_epochs", t.num_epochs, "an integer >= 1")
         require(t.batch_size >= 1, "train.batch_size", t.batch_size, "an integer >= 1")
         require(t.eval_batch_size >= 1, "train.eval_batch_size", t.eval_batch_size, "an integer >= 1")
@@ -288,6 +297,7 @@ def to_overrides(cfg: Config, base: Config | None = None) -> list[str]:
     return [f"{key}={_setting_text(value)}" for key, value in mine.items() if theirs.get(key) != value]
 
 
-__all__ = ["AMP_MODES", "DATASETS", "LIF_IMPLS", "LOSSES", "MODEL_IMPLS", "POOLS", "RESETS", "SURROGATES", "Config",
+__all__ = ["AMP_MODES", "DATASETS", "LIF_IMPLS", "LOSSES", "MODEL_IMPLS", "POOLS", "RESETS", "RESUME_MODES",
+           "SURROGATES", "Config",
            "DataConfig", "ModelConfig", "TrainConfig", "apply_overrides", "check_overrides", "config_from_dict",
            "config_from_yaml", "config_to_dict", "config_to_yaml", "to_overrides"]
