@@ -20,6 +20,7 @@ One step of training, :func:`train_step`, is used everywhere: by :func:`train_ep
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import logging
 import random
@@ -34,7 +35,7 @@ from tqdm.auto import tqdm
 from .checkpoint import load_checkpoint, model_weights, save_checkpoint
 from .config import Config, TrainConfig, config_from_dict, config_to_dict, config_to_yaml
 from .data import FrameLoader, Loaders, make_loaders
-from .device import autocast, keep_freed_cpu_memory, resolve_device
+from .device import autocast, check_amp, configure_backends, grad_scaler, keep_freed_cpu_memory, resolve_device
 from .errors import ConfigError
 from .evaluate import evaluate
 from .model import CSNN, build_model, make_loss, predict
@@ -53,7 +54,9 @@ def set_seed(seed: int) -> None:
 
 
 def prepare_model(model: CSNN, cfg: TrainConfig, device: torch.device) -> torch.nn.Module:
-    """The model on ``device`` with the GPU options of ``cfg`` applied (the returned module may be compiled)."""
+    """The model on ``device`` with the GPU options of ``cfg`` applied (the returned module may be
+    compiled; it then runs the LIF as a scan, see :meth:`CSNN.forward_fast`)."""
+    configure_backends(device)
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -61,28 +64,37 @@ def prepare_model(model: CSNN, cfg: TrainConfig, device: torch.device) -> torch.
 
 
 def forward_backward(model: torch.nn.Module, frames: torch.Tensor, labels: torch.Tensor, loss_fn,
-                     amp: str = "off") -> tuple[torch.Tensor, torch.Tensor]:
+                     amp: str = "off", scaler: torch.amp.GradScaler | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The loss of one batch and its gradients in ``.grad`` (added to what is there): ``(loss, spk)``,
-    both detached, ``spk [T, B, 10]``. The forward pass runs under ``amp`` autocast."""
+    both detached, ``spk [T, B, 10]``. The forward pass runs under ``amp`` autocast; with a
+    ``scaler`` (``train.amp=fp16``) the gradients are those of the scaled loss."""
     with autocast(amp, frames.device):
         spk, _ = model(frames)                                       # [T, B, 10]
     loss = loss_fn(spk.float(), labels)
-    loss.backward()
+    (scaler.scale(loss) if scaler is not None else loss).backward()
     return loss.detach(), spk.detach()
 
 
 def train_step(model: torch.nn.Module, frames: torch.Tensor, labels: torch.Tensor,
-               optimizer: torch.optim.Optimizer, loss_fn, amp: str = "off") -> tuple[torch.Tensor, torch.Tensor]:
+               optimizer: torch.optim.Optimizer, loss_fn, amp: str = "off",
+               scaler: torch.amp.GradScaler | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step on ``frames [T, B, 2, H, W]``: ``(loss, spk [T, B, 10])``, detached and
-    left on the device (reading them, e.g. with ``.item()``, waits for the GPU)."""
+    left on the device (reading them, e.g. with ``.item()``, waits for the GPU). With a ``scaler``
+    (``train.amp=fp16``, :func:`snn_lib.device.grad_scaler`) the step is the scaler's: skipped when
+    a gradient overflowed, the scale adjusted."""
     optimizer.zero_grad(set_to_none=True)
-    loss, spk = forward_backward(model, frames, labels, loss_fn, amp)
-    optimizer.step()
+    loss, spk = forward_backward(model, frames, labels, loss_fn, amp, scaler)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
     return loss, spk
 
 
 def train_epoch(model: torch.nn.Module, loader: FrameLoader, optimizer: torch.optim.Optimizer, loss_fn,
-                cfg: TrainConfig, device: torch.device, desc: str = "train") -> dict:
+                cfg: TrainConfig, device: torch.device, desc: str = "train",
+                scaler: torch.amp.GradScaler | None = None) -> dict:
     """One pass over ``loader``; returns ``{"loss", "acc", "samples", "seconds"}``.
 
     Loss and accuracy are summed on the device and read once at the end, so the steps run without
@@ -91,6 +103,8 @@ def train_epoch(model: torch.nn.Module, loader: FrameLoader, optimizer: torch.op
     model.train()
     start = time.perf_counter()
     steps = len(loader) if not cfg.max_steps_per_epoch else min(len(loader), cfg.max_steps_per_epoch)
+    if cfg.compile:                       # whole batches only: a partial last one would compile the model again
+        steps = min(steps, max(1, len(loader.labels) // loader.batch_size))
     total_loss = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     seen = 0
@@ -99,7 +113,7 @@ def train_epoch(model: torch.nn.Module, loader: FrameLoader, optimizer: torch.op
         if step == steps:
             break
         frames, labels = frames.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        loss, spk = train_step(model, frames, labels, optimizer, loss_fn, cfg.amp)
+        loss, spk = train_step(model, frames, labels, optimizer, loss_fn, cfg.amp, scaler)
         total_loss += loss.double() * len(labels)
         correct += (predict(spk) == labels).sum()
         seen += len(labels)
@@ -185,6 +199,17 @@ class RunResult:
     loaders: Loaders | None = None      # the data the run used, still in memory
 
 
+def loaders_on(loaders: Loaders, device: torch.device) -> Loaders:
+    """``loaders`` with their recordings on ``device`` (copies of the loaders; the caller's stay as
+    they are): batches are then cut and made float32 on the device, not copied from the CPU."""
+    moved = []
+    for loader in (loaders.train, loaders.test):
+        loader = copy.copy(loader)
+        loader.frames, loader.labels = loader.frames.to(device), loader.labels.to(device)
+        moved.append(loader)
+    return Loaders(train=moved[0], test=moved[1])
+
+
 def _check_resumable(state: dict, cfg: Config, path: Path) -> None:
     old = config_from_dict(state["config"])
     for part in ("data", "model"):
@@ -200,6 +225,7 @@ def run_training(cfg: Config, loaders: Loaders | None = None) -> RunResult:
     """
     cfg.validate()
     device = resolve_device(cfg.train.device)
+    check_amp(cfg.train.amp, device)
     if device.type == "cpu":
         keep_freed_cpu_memory()
     run_dir = cfg.run_dir
@@ -214,6 +240,8 @@ def run_training(cfg: Config, loaders: Loaders | None = None) -> RunResult:
     set_seed(cfg.seed)
     if loaders is None:
         loaders = make_loaders(cfg.data, cfg.train.batch_size, cfg.train.eval_batch_size, cfg.seed, device)
+    else:
+        loaders = loaders_on(loaders, device)
     model = build_model(cfg.model, loaders.frame_shape)
     history: list[dict] = []
     start_epoch = 1
@@ -226,6 +254,7 @@ def run_training(cfg: Config, loaders: Loaders | None = None) -> RunResult:
     if resume_state is not None:
         optimizer.load_state_dict(resume_state["optimizer"])
     loss_fn = make_loss(cfg.train.loss)
+    scaler = grad_scaler(cfg.train.amp, device)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(config_to_yaml(cfg))
@@ -240,8 +269,8 @@ def run_training(cfg: Config, loaders: Loaders | None = None) -> RunResult:
         for epoch in range(start_epoch, cfg.train.num_epochs + 1):
             loaders.train.set_epoch(epoch)
             stats = train_epoch(net, loaders.train, optimizer, loss_fn, cfg.train, device,
-                                desc=f"epoch {epoch}/{cfg.train.num_epochs}")
-            test = evaluate(net, loaders.test, loss_fn, device, amp=cfg.train.amp)
+                                desc=f"epoch {epoch}/{cfg.train.num_epochs}", scaler=scaler)
+            test = evaluate(model, loaders.test, loss_fn, device, amp=cfg.train.amp)   # uncompiled: no more compiles
             row = {"epoch": epoch, "train_loss": stats["loss"], "train_acc": stats["acc"],
                    "test_loss": test["loss"], "test_acc": test["accuracy"],
                    "epoch_seconds": stats["seconds"], "samples_per_second": stats["samples"] / stats["seconds"]}
@@ -263,5 +292,5 @@ def run_training(cfg: Config, loaders: Loaders | None = None) -> RunResult:
     return RunResult(run_dir=run_dir, history=history, best_test_acc=best, model=model, loaders=loaders)
 
 
-__all__ = ["METRICS", "REFRESH_STEPS", "RunResult", "forward_backward", "prepare_model", "read_metrics_csv",
+__all__ = ["METRICS", "REFRESH_STEPS", "RunResult", "forward_backward", "loaders_on", "prepare_model", "read_metrics_csv",
            "run_training", "save_spike_animations", "set_seed", "train_epoch", "train_step", "write_metrics_csv"]
