@@ -92,15 +92,15 @@ tiny() {  # tiny DRY_RUN_VALUE REAL_VALUE: the value for this mode
 }
 
 # 1. the GPU, the versions, the imports (stop here if they fail)
-step preflight 45 "$PY" benchmarks/gpu_checks.py preflight --device "$DEV" || {
+step preflight 30 "$PY" benchmarks/gpu_checks.py preflight --device "$DEV" || {
     echo "gpu_session.sh: preflight failed; see $OUT/01-preflight.txt" >&2; exit 1; }
 # 2. correctness on the GPU: fast vs reference (TF32 off and on), LIF kernels, bf16/fp16 steps, resume
-step correctness 120 "$PY" benchmarks/gpu_checks.py correctness --device "$DEV" $(tiny --tiny "")
+step correctness 150 "$PY" benchmarks/gpu_checks.py correctness --device "$DEV" $(tiny --tiny "")
 # 3. epochs of snn-train's train_epoch: 60,000 recordings at T=25, batch 32 to 1024, fp32 and bf16
 step epochs 150 "$PY" benchmarks/epoch_time.py --device "$DEV" --T "$(tiny 3 25)" --n "$(tiny 64 60000)" \
     --runs $(tiny "16 32:bf16" "32 128 256 1024 1024:bf16") --warmup-steps "$(tiny 1 10)" --epochs 1
 # 4. a profile of 5 steps: kernels per step, share of the time the GPU is busy
-step profile 60 "$PY" benchmarks/profile_steps.py --device "$DEV" --T "$(tiny 3 25)" --batch $(tiny 4 "32 256") \
+step profile 45 "$PY" benchmarks/profile_steps.py --device "$DEV" --T "$(tiny 3 25)" --batch $(tiny 4 "32 256") \
     --steps "$(tiny 2 5)" --warmup "$(tiny 1 3)" --lif $(tiny fused "fused compiled")
 # 5. the LIF kernels, torch.compile and CUDA graphs against the snnTorch loop, batch 32 and 256
 step compiled 165 "$PY" benchmarks/train_speed.py --device "$DEV" --options --T "$(tiny 3 25)" \

@@ -189,29 +189,44 @@ class Measured:
 
 def measure(variants: list[Variant], T: int, batch: int, device: torch.device, steps: int, rounds: int,
             lr: float, seed: int = 0) -> dict[str, Measured]:
-    """Train every variant from the same initial parameters on the same batches, interleaved."""
-    frames, labels = synthetic_frames(batch * max(steps, 2), T, seed)
+    """Train every variant from the same initial parameters on the same batches, interleaved. A
+    variant that raises is reported and left out; the others are still measured."""
+    frames, labels = synthetic_frames(batch * max(steps, 2), T, seed, device=device)    # made on the device
     torch.manual_seed(seed)
     state = CSNN(ModelConfig()).state_dict()
     trainers, streams, data_s, step_s, losses, grads = {}, {}, {}, {}, {}, {}
-    first = (frames[:batch].to(device).float().transpose(0, 1).contiguous(), labels[:batch].to(device))
+    first = (frames[:batch].float().transpose(0, 1).contiguous(), labels[:batch])
+    active = []
+
+    def failed(v: Variant, err: Exception) -> None:
+        print(f"|     |       | {v.name}: failed ({type(err).__name__}: {str(err).splitlines()[0][:200]})", flush=True)
+        if v in active:
+            active.remove(v)
+
     for v in variants:
-        trainers[v.name] = Trainer(v, state, device, lr)
-        grads[v.name] = trainers[v.name].gradients(*first)
-        loader = FrameLoader(frames, labels, batch, shuffle=True, seed=seed, device=device)
-        data_s[v.name], step_s[v.name], losses[v.name] = [], [], []
-        streams[v.name] = timed_batches(loader, data_s[v.name])
-        trainers[v.name].step(*next(streams[v.name]))               # warm-up (and compilation)
-        data_s[v.name].clear()
+        try:
+            trainers[v.name] = Trainer(v, state, device, lr)
+            grads[v.name] = trainers[v.name].gradients(*first)
+            loader = FrameLoader(frames, labels, batch, shuffle=True, seed=seed, device=device)
+            data_s[v.name], step_s[v.name], losses[v.name] = [], [], []
+            streams[v.name] = timed_batches(loader, data_s[v.name])
+            trainers[v.name].step(*next(streams[v.name]))               # warm-up (and compilation)
+            data_s[v.name].clear()
+            active.append(v)
+        except Exception as err:  # noqa: BLE001 - e.g. a compile mode this machine cannot run
+            failed(v, err)
     for _ in range(rounds):
-        for v in variants:
-            for _ in range(steps):
-                start = time.perf_counter()
-                batch_ = next(streams[v.name])
-                losses[v.name].append(trainers[v.name].step(*batch_))
-                step_s[v.name].append(time.perf_counter() - start)
+        for v in list(active):
+            try:
+                for _ in range(steps):
+                    start = time.perf_counter()
+                    batch_ = next(streams[v.name])
+                    losses[v.name].append(trainers[v.name].step(*batch_))
+                    step_s[v.name].append(time.perf_counter() - start)
+            except Exception as err:  # noqa: BLE001
+                failed(v, err)
     out = {}
-    for v in variants:
+    for v in active:
         trainer, stream = trainers[v.name], streams[v.name]
         peak = peak_memory_mb(lambda: trainer.step(*next(stream)), device)
         best, median = min(step_s[v.name]), statistics.median(step_s[v.name])

@@ -185,3 +185,15 @@ def test_gpu_wheels_check(tmp_path):
                          env={**os.environ, "PYTHON": sys.executable}, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "import from the wheels alone" in run.stdout
+
+
+def test_train_speed_reports_a_failing_variant_and_measures_the_others(capsys, monkeypatch):
+    real = train_speed.variants
+    monkeypatch.setattr(train_speed, "variants",
+                        lambda lif: {**real(lif), "fp16": train_speed.Variant("broken", amp="fp8")})
+    assert train_speed.main(["--device", "cpu", "--options", "--variants", "fast", "fp16", "--T", "2", "--batch", "2",
+                             "--steps", "1", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| broken: failed (ConfigError: train.amp='fp8'" in out
+    rows = last_json(out)["rows"]
+    assert [r["implementation"] for r in rows] == ["reference (snnTorch per step)", "fast (auto LIF)"]
