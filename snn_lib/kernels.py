@@ -43,9 +43,10 @@ Three interchangeable implementations of the recurrence (:data:`LIF_IMPLS`, the 
   is ``torch.compile``-d as a whole.
 
 ``beta`` and ``threshold`` are numbers, or 0-dim tensors (learnable: they then get gradients).
-All return ``(spk, mem)`` shaped like the input current, in its dtype; a bf16 or fp16 current
-(autocast) is integrated in float32: the spikes (exactly 0 or 1) come back in the current's dtype,
-the membrane in float32 (the tensor the backward pass keeps, so no copy is made of it).
+All return ``(spk, mem)`` shaped like the input current: a float32 or float64 current gives both
+in its dtype; a bf16 or fp16 current (autocast) is integrated in float32, and gives the spikes
+(exactly 0 or 1) in its dtype and the membrane in float32 (the tensor the backward pass keeps, so
+no copy is made of it).
 
 :func:`conv_pool` is ``pool2d(conv2d(x), pool)`` over all ``T * B`` frames at once (2x2 max, average or
 sum pooling, :data:`POOLS`), computing only the convolution outputs the pooling reads; on CPU it
