@@ -2,21 +2,25 @@
 
 Issue 5's GPU target is an epoch of 60,000 recordings at T=25 in under 2 s. ``train_speed.py``
 measures single steps; this script times ``snn_lib.train.train_epoch``, the epoch loop of
-``snn-train`` itself (forward, loss, backward, Adam, and its per-step loss and accuracy), over a
-shuffled :class:`snn_lib.data.loader.FrameLoader` whose uint8 frames ``[N, T, 2, 34, 34]`` sit in
-device memory, with the model prepared by ``prepare_model`` as training does. The data are
-synthetic (``train_speed.synthetic_frames``: sparse counts on ~7% of pixels), so the time is
-meaningful and the accuracy is not: whether a setting keeps accuracy is for ``snn-train`` on real
-N-MNIST to show.
+``snn-train`` itself (forward, loss, backward, Adam, and its loss and accuracy read once per
+epoch), over a shuffled :class:`snn_lib.data.loader.FrameLoader` whose uint8 frames
+``[N, T, 2, 34, 34]`` sit in device memory, with the model prepared by ``prepare_model`` as
+training does. The data are synthetic (sparse counts on ~7% of pixels) and made on the device
+itself (no transfer of gigabytes from the CPU), so the time is meaningful and the accuracy is
+not: whether a setting keeps accuracy is for ``snn-train`` on real N-MNIST to show.
 
-    python benchmarks/epoch_time.py --device cuda                    # 60,000 recordings, batch 256
-    python benchmarks/epoch_time.py --device cuda --batch 1024 --amp bf16
-    python benchmarks/epoch_time.py --n 2000 --epochs 2              # a CPU check of the script
+    python benchmarks/epoch_time.py --device cuda                          # 60,000 recordings, batch 256
+    python benchmarks/epoch_time.py --device cuda --runs 32 128 256 1024 1024:bf16
+    python benchmarks/epoch_time.py --n 2000 --runs 64                     # a CPU check of the script
 
-The options are the ``snn-train`` settings of the same names (``train.amp``, ``train.compile``,
-``train.channels_last``, ``model.lif_impl``). The first epoch is a warm-up (allocations, cuDNN's
-algorithm search, compilation with ``--compile``); the following ones are timed. The last line printed is a JSON object with
-``epoch_seconds`` (the fastest timed epoch), ``samples_per_s`` and the settings.
+``--runs`` lists ``BATCH`` or ``BATCH:AMP`` settings, timed one after the other on the same data
+(default: ``--batch`` with ``--amp``). The other options are the ``snn-train`` settings of the same
+names (``train.amp``, ``train.compile``, ``train.channels_last``, ``model.lif_impl``). Each run
+first trains ``--warmup-steps`` steps and one step at the size of the epoch's partial last batch
+(allocations, cuDNN's algorithm search, compilation), then times ``--epochs`` whole epochs. Each
+run prints a JSON line as it finishes: ``epoch_seconds`` (the fastest timed epoch),
+``samples_per_s``, ``peak_mb`` (on CUDA: the most memory the epoch allocated beyond the data), the
+arithmetic (``precision``) and the settings.
 """
 
 from __future__ import annotations
@@ -30,23 +34,76 @@ import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from train_speed import synthetic_frames  # noqa: E402  (the benchmarks folder is not a package)
+from common import make_data  # noqa: E402  (common puts the repository on the import path)
 
 from snn_lib.config import ModelConfig, TrainConfig  # noqa: E402
 from snn_lib.data.loader import FrameLoader  # noqa: E402
-from snn_lib.device import keep_freed_cpu_memory, resolve_device  # noqa: E402
+from snn_lib.device import AMP_MODES, check_amp, keep_freed_cpu_memory, precision_label, resolve_device  # noqa: E402
 from snn_lib.errors import SnnError  # noqa: E402
 from snn_lib.model import CSNN, make_loss  # noqa: E402
 from snn_lib.report import hardware  # noqa: E402
 from snn_lib.train import prepare_model, train_epoch  # noqa: E402
 
+TARGET_SECONDS, TARGET_N, TARGET_T, TARGET_MIN_BATCH = 2.0, 60_000, 25, 128
+"""Issue 5's GPU target: a 60,000-recording epoch at T=25 in under 2 s, at a batch of 128 or more."""
 
-def make_data(n: int, T: int, seed: int, chunk: int = 5000) -> tuple[torch.Tensor, torch.Tensor]:
-    """``synthetic_frames`` made ``chunk`` recordings at a time (60,000 at once would need ~14 GB of
-    float32 random numbers)."""
-    parts = [synthetic_frames(min(chunk, n - start), T, seed=seed + start) for start in range(0, n, chunk)]
-    return torch.cat([f for f, _ in parts]), torch.cat([y for _, y in parts])
+
+def parse_run(text: str, default_amp: str) -> tuple[int, str]:
+    """``"256"`` or ``"1024:bf16"`` -> ``(256, default_amp)`` or ``(1024, "bf16")``."""
+    batch, _, amp = text.partition(":")
+    amp = amp or default_amp
+    if not batch.isdigit() or int(batch) < 1 or amp not in AMP_MODES:
+        raise argparse.ArgumentTypeError(f"run {text!r}: expected BATCH or BATCH:AMP with AMP one of "
+                                         f"{', '.join(AMP_MODES)}")
+    return int(batch), amp
+
+
+def time_run(frames: torch.Tensor, labels: torch.Tensor, batch: int, amp: str, args,
+             device: torch.device) -> dict:
+    """Warm-up steps, then ``args.epochs`` timed epochs of one setting; its result as a dict."""
+    check_amp(amp, device)
+    train_cfg = TrainConfig(batch_size=batch, lr=args.lr, amp=amp, compile=args.compile,
+                            channels_last=args.channels_last)
+    torch.manual_seed(args.seed)
+    model = CSNN(ModelConfig(lif_impl=args.lif))
+    net = prepare_model(model, train_cfg, device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    loss_fn = make_loss(train_cfg.loss)
+    n = len(labels)
+    # warm-up: whole batches, then one of the size the epoch ends with (a shape of its own)
+    warm = min(n, args.warmup_steps * batch + n % batch)
+    warm_loader = FrameLoader(frames[:warm], labels[:warm], batch, device=device)
+    train_epoch(net, warm_loader, optimizer, loss_fn, train_cfg, device, desc="warm-up")
+    loader = FrameLoader(frames, labels, batch, shuffle=True, seed=args.seed, device=device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+    seconds = []
+    for epoch in range(args.epochs):
+        loader.set_epoch(epoch)
+        stats = train_epoch(net, loader, optimizer, loss_fn, train_cfg, device, desc=f"epoch {epoch}")
+        seconds.append(stats["seconds"])
+    peak = (torch.cuda.max_memory_allocated(device) - base) / 2**20 if device.type == "cuda" else None
+    best = min(seconds)
+    return {"epoch_seconds": round(best, 3), "samples_per_s": round(stats["samples"] / best, 1),
+            "epochs_seconds": [round(s, 3) for s in seconds], "peak_mb": None if peak is None else round(peak, 1),
+            "n": n, "T": frames.shape[1], "batch": batch, "amp": amp, "precision": precision_label(device, amp),
+            "lif": args.lif, "compile": args.compile, "channels_last": args.channels_last, "device": str(device),
+            "hardware": hardware(device), "torch": torch.__version__, "python": platform.python_version()}
+
+
+def target_verdict(results: list[dict]) -> str | None:
+    """Whether the runs meet issue 5's target (only for 60,000 recordings at T=25 on a GPU)."""
+    eligible = [r for r in results if r["n"] == TARGET_N and r["T"] == TARGET_T and r["device"].startswith("cuda")
+                and r["batch"] >= TARGET_MIN_BATCH]
+    if not eligible:
+        return None
+    best = min(eligible, key=lambda r: r["epoch_seconds"])
+    met = best["epoch_seconds"] < TARGET_SECONDS
+    return (f"target (a {TARGET_N:,}-recording epoch at T={TARGET_T} in under {TARGET_SECONDS:g} s, batch >= "
+            f"{TARGET_MIN_BATCH}): {'met' if met else 'missed'}; fastest {best['epoch_seconds']} s at batch "
+            f"{best['batch']}, {best['precision']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,61 +111,56 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=60_000, help="recordings per epoch (N-MNIST: 60,000)")
     p.add_argument("--T", type=int, default=25, help="time bins")
     p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--amp", default="off", choices=AMP_MODES)
+    p.add_argument("--runs", nargs="+", metavar="BATCH[:AMP]", help="settings timed one after the other")
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--epochs", type=int, default=3, help="epochs in all; the first is a warm-up")
+    p.add_argument("--epochs", type=int, default=2, help="timed epochs per run (after the warm-up steps)")
+    p.add_argument("--warmup-steps", type=int, default=10)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--amp", default="off", choices=["off", "bf16"])
-    p.add_argument("--lif", default="fused", choices=["fused", "compiled", "scan"], help="model.lif_impl")
+    p.add_argument("--lif", default="auto", choices=["auto", "fused", "compiled", "scan"], help="model.lif_impl")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (train.compile)")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--save", help="also append the result line (markdown) to this file")
+    p.add_argument("--save", help="also append each result (a markdown row) to this file")
     args = p.parse_args(argv)
-    if args.epochs < 2:
-        p.error("--epochs must be at least 2: the first epoch is a warm-up")
+    if args.epochs < 1:
+        p.error("--epochs must be at least 1")
+    try:
+        runs = [parse_run(r, args.amp) for r in args.runs] if args.runs else [(args.batch, args.amp)]
+    except argparse.ArgumentTypeError as err:
+        p.error(str(err))
 
     device = resolve_device(args.device)                           # auto: the GPU if there is one
     if device.type == "cpu":
         keep_freed_cpu_memory()                                    # as snn-train does on CPU
-    torch.manual_seed(args.seed)
-    frames, labels = make_data(args.n, args.T, args.seed)
-    loader = FrameLoader(frames, labels, args.batch, shuffle=True, seed=args.seed, device=device)
-    del frames
-    train_cfg = TrainConfig(batch_size=args.batch, lr=args.lr, amp=args.amp, compile=args.compile,
-                            channels_last=args.channels_last)
-    model = CSNN(ModelConfig(lif_impl=args.lif))
-    net = prepare_model(model, train_cfg, device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    loss_fn = make_loss(train_cfg.loss)
-
-    seconds = []
-    for epoch in range(args.epochs):
-        loader.set_epoch(epoch)
-        stats = train_epoch(net, loader, optimizer, loss_fn, train_cfg, device, desc=f"epoch {epoch}")
-        seconds.append(stats["seconds"])
-        print(f"epoch {epoch}{' (warm-up)' if epoch == 0 else ''}: {stats['seconds']:.2f} s, "
-              f"loss {stats['loss']:.3f}", flush=True)
-    best = min(seconds[1:])
-    settings = (f"N={args.n}, T={args.T}, batch {args.batch}, amp={args.amp}, lif={args.lif}, "
-                f"compile={args.compile}, channels_last={args.channels_last}")
-    line = (f"| {hardware(device)} | {settings} | {best:.2f} s | {args.n / best:,.0f} | "
-            f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, torch {torch.__version__} |")
-    print(line)
-    if args.save:
-        os.makedirs(os.path.dirname(args.save) or ".", exist_ok=True)
-        new = not os.path.exists(args.save)
-        with open(args.save, "a") as f:
-            if new:
-                f.write("Epoch time of the CSNN's fast path on synthetic N-MNIST-sized data held on the device "
-                        "(`python benchmarks/epoch_time.py ...`: snn_lib.train.train_epoch; fastest timed epoch, "
-                        "after one warm-up epoch).\n\n"
-                        "| hardware | settings | epoch | recordings / s | when |\n|---|---|---:|---:|---|\n")
-            f.write(line + "\n")
-    print(json.dumps({"epoch_seconds": round(best, 3), "samples_per_s": round(args.n / best, 1),
-                      "epochs_seconds": [round(s, 3) for s in seconds], "n": args.n, "T": args.T,
-                      "batch": args.batch, "amp": args.amp, "lif": args.lif, "compile": args.compile,
-                      "channels_last": args.channels_last, "device": str(device), "hardware": hardware(device),
-                      "torch": torch.__version__, "python": platform.python_version()}))
+    frames, labels = make_data(args.n, args.T, args.seed, device=device)
+    results = []
+    for batch, amp in runs:
+        result = time_run(frames, labels, batch, amp, args, device)
+        results.append(result)
+        settings = (f"N={result['n']}, T={result['T']}, batch {batch}, {result['precision']}, lif={args.lif}, "
+                    f"compile={args.compile}, channels_last={args.channels_last}")
+        peak = "-" if result["peak_mb"] is None else f"{result['peak_mb']:,.0f}"
+        line = (f"| {result['hardware']} | {settings} | {result['epoch_seconds']:.2f} s | "
+                f"{result['samples_per_s']:,.0f} | {peak} | "
+                f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, torch {torch.__version__} |")
+        print(line, flush=True)
+        if args.save:
+            os.makedirs(os.path.dirname(args.save) or ".", exist_ok=True)
+            new = not os.path.exists(args.save)
+            with open(args.save, "a") as f:
+                if new:
+                    f.write("Epoch time of the CSNN's fast path on synthetic N-MNIST-sized data held on the device "
+                            "(`python benchmarks/epoch_time.py ...`: snn_lib.train.train_epoch; fastest timed epoch, "
+                            "after warm-up steps). Peak MB: memory the epoch allocated beyond the data (CUDA).\n\n"
+                            "| hardware | settings | epoch | recordings / s | peak MB | when |\n"
+                            "|---|---|---:|---:|---:|---|\n")
+                f.write(line + "\n")
+        print(json.dumps(result), flush=True)
+    verdict = target_verdict(results)
+    if verdict:
+        print(verdict)
+        print(json.dumps({"target": verdict}))
     return 0
 
 

@@ -14,6 +14,7 @@ path, so medians there flatter the fast path); the median step is printed too.
     python benchmarks/train_speed.py                      # T in {10, 25, 50}, batch 16..128
     python benchmarks/train_speed.py --options            # fast-path options one by one
     python benchmarks/train_speed.py --peers              # also SpikingJelly, Norse, the snnTorch tutorial
+    python benchmarks/train_speed.py --options --variants compiled cudagraphs --batch 32 256
     python benchmarks/train_speed.py --save benchmarks/results/cpu-2core.md
 
 ``--peers`` adds the same network built with the other SNN libraries that are installed
@@ -23,7 +24,9 @@ setting the ratio of the fast path to the fastest peer.
 
 The last line printed is a JSON object: ``reference_samples_per_s``, ``fast_samples_per_s``,
 ``ratio`` (for the headline setting, T=25 and batch 32, the defaults of ``snn-train``), the
-hardware, and every row of the table.
+hardware, and every row of the table. On a GPU the lines before it judge issue 16's target (20x
+the loop at T=25, batch 32) and, from the step times at a larger batch, whether the steps are
+launch-bound.
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` during one step; on CPU the growth of the
 process's resident memory during one step (sampled every 2 ms after ``malloc_trim`` has handed
@@ -54,13 +57,16 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from snn_lib.config import ModelConfig
-from snn_lib.data.loader import FrameLoader
-from snn_lib.device import keep_freed_cpu_memory, resolve_device
-from snn_lib.errors import SnnError
-from snn_lib.model import CSNN, make_loss
-from snn_lib.report import hardware
-from snn_lib.train import forward_backward, train_step
+from common import synthetic_frames  # noqa: E402  (common puts the repository on the import path)
+
+from snn_lib.config import ModelConfig  # noqa: E402
+from snn_lib.data.loader import FrameLoader  # noqa: E402
+from snn_lib.device import (check_amp, configure_backends, grad_scaler, keep_freed_cpu_memory,  # noqa: E402
+                            precision_label, resolve_device)
+from snn_lib.errors import SnnError  # noqa: E402
+from snn_lib.model import CSNN, make_loss  # noqa: E402
+from snn_lib.report import hardware  # noqa: E402
+from snn_lib.train import forward_backward, train_step  # noqa: E402
 
 HEADLINE = (25, 32)                      # (T, batch): the defaults of snn-train
 
@@ -115,22 +121,13 @@ def peak_memory_mb(fn: Callable[[], None], device: torch.device) -> float:
 
 # ----------------------------------------------------------------------------- data, model, step
 
-def synthetic_frames(n: int, T: int, seed: int = 0, rate: float = 0.07) -> tuple[torch.Tensor, torch.Tensor]:
-    """``frames [N, T, 2, 34, 34]`` uint8 (sparse counts 1-3 on ~7% of pixels, N-MNIST-like), ``labels [N]``."""
-    g = torch.Generator().manual_seed(seed)
-    shape = (n, T, 2, 34, 34)
-    counts = torch.randint(1, 4, shape, generator=g, dtype=torch.uint8)
-    counts *= (torch.rand(shape, generator=g) < rate).to(torch.uint8)
-    return counts, torch.randint(0, 10, (n,), generator=g)
-
-
 @dataclasses.dataclass
 class Variant:
     """One way of training: implementation, LIF kernels and the GPU options (applied here)."""
     name: str
     impl: str = "fast"                   # "reference" or "fast"
-    lif_impl: str = "fused"              # for the fast path: fused, compiled, scan
-    amp: str = "off"                     # "off" or "bf16"
+    lif_impl: str = "fused"              # for the fast path: auto, fused, compiled, scan
+    amp: str = "off"                     # "off", "bf16" or "fp16"
     channels_last: bool = False
     compile: str = ""                    # "" or a torch.compile mode of the model: "default", "reduce-overhead" (CUDA graphs)
     peer: object = None                  # --peers: a peers.PeerRun, the network built with another library
@@ -142,6 +139,8 @@ class Trainer:
 
     def __init__(self, variant: Variant, state: dict, device: torch.device, lr: float):
         self.variant = variant
+        check_amp(variant.amp, device)
+        configure_backends(device)                                 # as prepare_model does
         if variant.peer is not None:                                # another library's build, same weights
             import peers
             model = peers.build(variant.peer, state, device)
@@ -154,6 +153,7 @@ class Trainer:
         self.net = torch.compile(model, mode=variant.compile) if variant.compile else model
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         self.loss_fn = make_loss("ce_count")
+        self.scaler = grad_scaler(variant.amp, device)
 
     def gradients(self, frames: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         """Parameter gradients of the loss on one batch (no optimizer step)."""
@@ -164,7 +164,7 @@ class Trainer:
 
     def step(self, frames: torch.Tensor, labels: torch.Tensor) -> float:
         """One optimizer step on ``frames [T, B, 2, H, W]``; returns the loss (synchronised)."""
-        loss, _ = train_step(self.net, frames, labels, self.optimizer, self.loss_fn, self.variant.amp)
+        loss, _ = train_step(self.net, frames, labels, self.optimizer, self.loss_fn, self.variant.amp, self.scaler)
         return loss.item()                                         # waits for the device
 
 
@@ -200,29 +200,44 @@ class Measured:
 
 def measure(variants: list[Variant], T: int, batch: int, device: torch.device, steps: int, rounds: int,
             lr: float, seed: int = 0) -> dict[str, Measured]:
-    """Train every variant from the same initial parameters on the same batches, interleaved."""
-    frames, labels = synthetic_frames(batch * max(steps, 2), T, seed)
+    """Train every variant from the same initial parameters on the same batches, interleaved. A
+    variant that raises is reported and left out; the others are still measured."""
+    frames, labels = synthetic_frames(batch * max(steps, 2), T, seed, device=device)    # made on the device
     torch.manual_seed(seed)
     state = CSNN(ModelConfig()).state_dict()
     trainers, streams, data_s, step_s, losses, grads = {}, {}, {}, {}, {}, {}
-    first = (frames[:batch].to(device).float().transpose(0, 1).contiguous(), labels[:batch].to(device))
+    first = (frames[:batch].float().transpose(0, 1).contiguous(), labels[:batch])
+    active = []
+
+    def failed(v: Variant, err: Exception) -> None:
+        print(f"|     |       | {v.name}: failed ({type(err).__name__}: {str(err).splitlines()[0][:200]})", flush=True)
+        if v in active:
+            active.remove(v)
+
     for v in variants:
-        trainers[v.name] = Trainer(v, state, device, lr)
-        grads[v.name] = trainers[v.name].gradients(*first)
-        loader = FrameLoader(frames, labels, batch, shuffle=True, seed=seed, device=device)
-        data_s[v.name], step_s[v.name], losses[v.name] = [], [], []
-        streams[v.name] = timed_batches(loader, data_s[v.name])
-        trainers[v.name].step(*next(streams[v.name]))               # warm-up (and compilation)
-        data_s[v.name].clear()
+        try:
+            trainers[v.name] = Trainer(v, state, device, lr)
+            grads[v.name] = trainers[v.name].gradients(*first)
+            loader = FrameLoader(frames, labels, batch, shuffle=True, seed=seed, device=device)
+            data_s[v.name], step_s[v.name], losses[v.name] = [], [], []
+            streams[v.name] = timed_batches(loader, data_s[v.name])
+            trainers[v.name].step(*next(streams[v.name]))               # warm-up (and compilation)
+            data_s[v.name].clear()
+            active.append(v)
+        except Exception as err:  # noqa: BLE001 - e.g. a compile mode this machine cannot run
+            failed(v, err)
     for _ in range(rounds):
-        for v in variants:
-            for _ in range(steps):
-                start = time.perf_counter()
-                batch_ = next(streams[v.name])
-                losses[v.name].append(trainers[v.name].step(*batch_))
-                step_s[v.name].append(time.perf_counter() - start)
+        for v in list(active):
+            try:
+                for _ in range(steps):
+                    start = time.perf_counter()
+                    batch_ = next(streams[v.name])
+                    losses[v.name].append(trainers[v.name].step(*batch_))
+                    step_s[v.name].append(time.perf_counter() - start)
+            except Exception as err:  # noqa: BLE001
+                failed(v, err)
     out = {}
-    for v in variants:
+    for v in active:
         trainer, stream = trainers[v.name], streams[v.name]
         peak = peak_memory_mb(lambda: trainer.step(*next(stream)), device)
         best, median = min(step_s[v.name]), statistics.median(step_s[v.name])
@@ -241,6 +256,47 @@ def row_text(T: int, batch: int, name: str, m: Measured, ref: Measured | None) -
             f"{m.peak_mb:7.0f} | {100 * m.data_fraction:6.2f}% | {ratio} |")
 
 
+def variants(fast_lif: str) -> dict[str, Variant]:
+    """The ways of training that ``--variants`` names (``fast`` is the headline fast path)."""
+    return {"reference": Variant("reference (snnTorch per step)", impl="reference"),
+            "fast": Variant(f"fast ({fast_lif} LIF)", lif_impl=fast_lif),
+            "fused": Variant("fast, eager fused LIF", lif_impl="fused"),
+            "compiled": Variant("fast, compiled LIF kernels", lif_impl="compiled"),
+            "bf16": Variant("fast, bf16 autocast", lif_impl=fast_lif, amp="bf16"),
+            "fp16": Variant("fast, fp16 autocast + scaler", lif_impl=fast_lif, amp="fp16"),
+            "channels_last": Variant("fast, channels_last", lif_impl=fast_lif, channels_last=True),
+            "compile": Variant("fast, torch.compile (model)", lif_impl="scan", compile="default"),
+            "cudagraphs": Variant("fast, compile + CUDA graphs", lif_impl="scan", compile="reduce-overhead"),
+            "all": Variant("fast, all: bf16+cl+compile", lif_impl="scan", amp="bf16", channels_last=True,
+                           compile="default")}
+
+
+TARGET_RATIO, TARGET_T, TARGET_BATCH = 20.0, 25, 32
+"""Issue 16's GPU target: at least 20x the snnTorch loop at T=25, batch 32."""
+
+
+def target_verdict(rows: list[dict], reference: str) -> list[str]:
+    """Whether the fastest fast-path variant reaches 20x the loop at T=25, batch 32 (on a GPU), and,
+    if not, whether its steps look launch-bound: nearly as long at a larger batch."""
+    at = [r for r in rows if (r["T"], r["batch"]) == (TARGET_T, TARGET_BATCH) and r["implementation"] != reference]
+    if not at:
+        return []
+    best = max(at, key=lambda r: r["ratio"])
+    lines = [f"target ({TARGET_RATIO:g}x the snnTorch loop at T={TARGET_T}, batch {TARGET_BATCH}): "
+             f"{'met' if best['ratio'] >= TARGET_RATIO else 'missed'}; best {best['ratio']}x ({best['implementation']})"]
+    larger = [r for r in rows if r["implementation"] == best["implementation"] and r["T"] == TARGET_T
+              and r["batch"] > TARGET_BATCH]
+    if larger:
+        other = max(larger, key=lambda r: r["batch"])
+        growth = other["step_ms"] / best["step_ms"]
+        regime = ("launch-bound: the step barely grows with the batch, its time is kernel launches and host "
+                  "work, not arithmetic" if growth < 0.25 * other["batch"] / TARGET_BATCH else
+                  "throughput-bound: the step grows with the batch")
+        lines.append(f"{best['implementation']}: a step at batch {other['batch']} takes {growth:.2f}x the one at "
+                     f"batch {TARGET_BATCH} ({other['batch'] / TARGET_BATCH:g}x the work): {regime}")
+    return lines
+
+
 HEADER = ("|   T | batch | implementation                 | samples/s | best ms | median ms | peak MB |  data % |   ratio |\n"
           "|----:|------:|:-------------------------------|----------:|--------:|----------:|--------:|--------:|--------:|")
 
@@ -250,7 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="T in {10, 25}, batch 32: under two minutes on 2 CPU cores")
     p.add_argument("--options", action="store_true",
                    help="fast-path options one by one (compiled LIF, bf16, channels_last, torch.compile, "
-                        "CUDA graphs on GPU) at T=25 and the largest batch")
+                        "CUDA graphs on GPU) at T=25 and the largest batch (or each --batch)")
+    p.add_argument("--variants", nargs="+", choices=list(variants("auto")),
+                   help="with --options: these variants (the reference is always measured)")
     p.add_argument("--peers", action="store_true",
                    help="also the same network in the other SNN libraries installed (benchmarks/peers.py): "
                         "snnTorch tutorial style, SpikingJelly (on CUDA each of its LIF implementations), Norse")
@@ -260,8 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, help="steps per round and variant (default 2, quick 1)")
     p.add_argument("--rounds", type=int, help="interleaved rounds (default 3, quick 5)")
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--fast-lif", default="fused", choices=["fused", "compiled"],
-                   help="LIF kernels of the 'fast' column (compiled: torch.compile-made, compiles first)")
+    p.add_argument("--fast-lif", default="auto", choices=["auto", "fused", "compiled"],
+                   help="LIF kernels of the 'fast' column (auto: compiled on a GPU, fused on CPU; compiled: "
+                        "torch.compile-made, compiles first)")
     p.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's own, one per core)")
     p.add_argument("--malloc", default="train", choices=["train", "default"],
                    help="CPU allocator: 'train' keeps freed blocks as snn-train does "
@@ -279,8 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     batches = args.batch or ([32] if args.quick else ([32, 128, 512, 2048] if gpu else [16, 32, 64, 128]))
     steps = args.steps or (1 if args.quick else 2)
     rounds = args.rounds or (5 if args.quick else 3)
-    fast = Variant(f"fast ({args.fast_lif} LIF)", lif_impl=args.fast_lif)
-    reference = Variant("reference (snnTorch per step)", impl="reference")
+    named = variants(args.fast_lif)
+    fast, reference = named["fast"], named["reference"]
 
     allocator = "not applicable (GPU)" if gpu else "glibc defaults"
     if not gpu and args.malloc == "train":
@@ -302,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"hardware: {hardware(device)}", f"load average at start (1, 5, 15 min): {load}",
              f"CPU allocator, both implementations: {allocator}", f"torch {torch.__version__}, python {platform.python_version()}, "
              f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+             f"arithmetic: {precision_label(device)} unless a variant names its autocast",
              f"command: python {' '.join([sys.argv[0]] + (argv if argv is not None else sys.argv[1:]))}", *peer_lines,
              "", HEADER]
     for line in lines:
@@ -345,20 +405,21 @@ def main(argv: list[str] | None = None) -> int:
                 report(T, batch, measure([reference, fast] + peer_variants, T, batch, device, steps, rounds, args.lr),
                        reference.name)
     else:
-        batch = max(batches)
-        variants = [fast, Variant("fast, compiled LIF kernels", lif_impl="compiled"),
-                    Variant("fast, bf16 autocast", amp="bf16"), Variant("fast, channels_last", channels_last=True),
-                    Variant("fast, torch.compile (model)", lif_impl="scan", compile="default")]
-        if gpu:
-            variants += [Variant("fast, compile + CUDA graphs", lif_impl="scan", compile="reduce-overhead"),
-                         Variant("fast, all: bf16+cl+compile", lif_impl="scan", amp="bf16", channels_last=True,
-                                 compile="default")]
-        for T in (args.T or [25]):
-            report(T, batch, measure([reference] + variants, T, batch, device, steps, rounds, args.lr), reference.name)
+        default = ["fast", "compiled", "bf16", "channels_last", "compile"] + (["cudagraphs", "all"] if gpu else [])
+        chosen = [named[name] for name in (args.variants or default) if name != "reference"]
+        for batch in (args.batch or [max(batches)]):
+            for T in (args.T or [25]):
+                report(T, batch, measure([reference] + chosen, T, batch, device, steps, rounds, args.lr),
+                       reference.name)
 
     headline = [r for r in rows if (r["T"], r["batch"]) == HEADLINE] or rows
     ref_row = next(r for r in headline if r["implementation"] == reference.name)
-    fast_row = next(r for r in headline if r["implementation"] == fast.name)
+    fast_row = next((r for r in headline if r["implementation"] == fast.name),
+                    next(r for r in headline if r["implementation"] != reference.name))
+    if gpu:
+        for line in target_verdict(rows, reference.name):
+            lines.append(line)
+            print(line, flush=True)
     lines += ["", "load average at end (1, 5, 15 min): " + " ".join(f"{x:.2f}" for x in os.getloadavg())]
     if not gpu:
         lines += ["GPU figures: unmeasured on this machine (no GPU)."]

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from .device import AMP_MODES
 from .errors import ConfigError, require
 from .kernels import LIF_IMPLS as LIF_KERNELS
 from .kernels import POOLS, RESETS, SURROGATES
@@ -28,7 +29,6 @@ DATASETS = ("nmnist", "nmnist_sim")
 MODEL_IMPLS = ("reference", "fast")
 LIF_IMPLS = ("auto", *LIF_KERNELS)
 LOSSES = ("ce_count", "mse_count")
-AMP_MODES = ("off", "bf16")
 RESUME_MODES = (False, True, "auto")
 MAX_NAME_BYTES = 255        # the longest file name most file systems allow (exp_id is a folder name)
 
@@ -53,7 +53,8 @@ class DataConfig:
 class ModelConfig:
     impl: str = "fast"                 # "fast": time folded into the batch, fused LIF (snn_lib.fast);
                                        # "reference": snnTorch called step by step. Same math, same weights.
-    lif_impl: str = "auto"             # fast path's LIF: auto, fused, compiled (torch.compile kernels), scan
+    lif_impl: str = "auto"             # fast path's LIF: fused, compiled (torch.compile kernels), scan; auto:
+                                       # compiled on a GPU, fused on CPU (scan whenever the model is compiled)
     channels: tuple[int, int] = (12, 64)
     kernel_size: int = 5
     beta: float = 0.5                  # membrane decay per time bin
@@ -81,7 +82,7 @@ class TrainConfig:
     eval_batch_size: int = 256
     num_animations: int = 3            # spike_bar_{i}_target{t}.gif for this many test digits
     max_steps_per_epoch: int = 0       # >0: stop each epoch after this many batches (smoke tests)
-    amp: str = "off"                   # "off" or "bf16": autocast of the forward pass (GPU option)
+    amp: str = "off"                   # "off", "bf16" (compute capability >= 8.0) or "fp16" (loss-scaled; T4, V100)
     compile: bool = False              # torch.compile the model (GPU option)
     channels_last: bool = False        # channels_last memory format for the convolutions (GPU option)
 

@@ -38,9 +38,10 @@ def evaluate(model: torch.nn.Module, loader: FrameLoader, loss_fn=None, device: 
         total_loss += loss_fn(spk.float(), labels).item() * len(labels)
         pairs = labels.cpu() * num_classes + predict(spk).cpu()
         confusion += torch.bincount(pairs, minlength=num_classes ** 2).view(num_classes, num_classes)
-    totals = all_reduce_sum(torch.cat([confusion.flatten().double(), torch.tensor([total_loss], dtype=torch.float64)])
-                            .to(device))                    # over every process of a parallel run
-    confusion, total_loss = totals[:-1].round().long().cpu().view(num_classes, num_classes), totals[-1].item()
+    if torch.distributed.is_initialized():             # sums over every process of a parallel run
+        totals = torch.cat([confusion.flatten().double(), torch.tensor([total_loss], dtype=torch.float64)])
+        totals = all_reduce_sum(totals.to(device)).cpu()
+        confusion, total_loss = totals[:-1].round().long().view(num_classes, num_classes), totals[-1].item()
     n = int(confusion.sum())
     per_class = confusion.diag() / confusion.sum(1).clamp(min=1)
     return {"accuracy": confusion.diag().sum().item() / max(n, 1), "loss": total_loss / max(n, 1),

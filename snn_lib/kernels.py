@@ -43,9 +43,10 @@ Three interchangeable implementations of the recurrence (:data:`LIF_IMPLS`, the 
   is ``torch.compile``-d as a whole.
 
 ``beta`` and ``threshold`` are numbers, or 0-dim tensors (learnable: they then get gradients).
-All return ``(spk, mem)`` shaped like the input current, in its dtype; a bf16 or fp16 current
-(autocast) is integrated in float32 and the spikes (exactly 0 or 1) and membrane come back in the
-input dtype.
+All return ``(spk, mem)`` shaped like the input current: a float32 or float64 current gives both
+in its dtype; a bf16 or fp16 current (autocast) is integrated in float32, and gives the spikes
+(exactly 0 or 1) in its dtype and the membrane in float32 (the tensor the backward pass keeps, so
+no copy is made of it).
 
 :func:`conv_pool` is ``pool2d(conv2d(x), pool)`` over all ``T * B`` frames at once (2x2 max, average or
 sum pooling, :data:`POOLS`), computing only the convolution outputs the pooling reads; on CPU it
@@ -95,12 +96,13 @@ def _surrogate_primitive(x: torch.Tensor, surrogate: str, slope: float) -> torch
 
 def _forward_eager(cur: torch.Tensor, beta: Scalar, threshold: Scalar,
                    reset: str = "subtract") -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward recurrence, in place into preallocated ``[T, ...]`` outputs (a few ops per step)."""
-    mem = torch.empty_like(cur)                              # [T, ...]
+    """Forward recurrence, in place into preallocated ``[T, ...]`` outputs (a few ops per step).
+    A half-precision current is read as it is; the membrane is float32, the spikes in its dtype."""
+    mem = torch.empty_like(cur, dtype=_work_dtype(cur))      # [T, ...]
     spk = torch.empty_like(cur)                              # [T, ...]
     mem[0].copy_(cur[0])                                     # U[0] = beta * 0 + I[0] - theta * 0
     torch.gt(mem[0], threshold, out=spk[0])                 # the comparison written as 0. / 1. directly
-    keep = torch.empty_like(cur[0]) if reset == "zero" else None                 # 1 - S[t-1]
+    keep = torch.empty_like(mem[0]) if reset == "zero" else None                 # 1 - S[t-1]
     for t in range(1, cur.shape[0]):
         if reset == "zero":                                  # as snnTorch: beta * ((1 - S[t-1]) * U[t-1]) + I[t]
             torch.le(mem[t - 1], threshold, out=keep)
@@ -126,13 +128,17 @@ def _backward_eager(mem: torch.Tensor, grad_spk: torch.Tensor | None, grad_mem: 
     """Reverse scan of the gradient, in place: ``(g_I [T, ...], sum g_S * H')``, the sum only with
     ``spike_term`` (for dL/dtheta). A ``None`` gradient is zero (the output was not used: the hidden
     layers' membranes)."""
-    # computed from ``mem`` first so the gradient keeps the layout of the current (NHWC stays NHWC:
-    # a layout change here would make the pooling's backward convert the whole conv output)
-    grad = _surrogate_grad_(mem - threshold, surrogate, slope)                  # H'(U[t] - theta), all t
-    grad = grad.mul_(grad_spk) if grad_spk is not None else grad.zero_()
-    spikes = grad.sum() if spike_term else None
-    if grad_mem is not None:
-        grad.add_(grad_mem)                                                      # d[t], all t
+    spikes = None
+    if grad_spk is None:                                     # d[t] = g_U[t]
+        grad = torch.empty_like(mem).copy_(grad_mem)
+        spikes = mem.new_zeros(()) if spike_term else None
+    elif spike_term:
+        grad = _spike_term(mem, grad_spk, None, threshold, surrogate, slope)   # g_S[t] H'(U[t] - theta)
+        spikes = grad.sum()
+        if grad_mem is not None:
+            grad.add_(grad_mem)
+    else:
+        grad = _spike_term(mem, grad_spk, grad_mem, threshold, surrogate, slope)   # d[t], all t
     if reset == "zero":
         decay = torch.le(mem[:-1], threshold).to(mem.dtype).mul_(beta)          # beta * (1 - S[t]), t < T-1
         for t in range(mem.shape[0] - 2, -1, -1):            # g_I[t] = d[t] + beta (1 - S[t]) g_I[t+1]
@@ -144,6 +150,25 @@ def _backward_eager(mem: torch.Tensor, grad_spk: torch.Tensor | None, grad_mem: 
         for t in range(mem.shape[0] - 2, -1, -1):            # g_I[t] = d[t] + beta * g_I[t+1]
             grad[t].add_(grad[t + 1], alpha=beta)
     return grad, spikes
+
+
+def _spike_term(mem: torch.Tensor, grad_spk: torch.Tensor, grad_mem: torch.Tensor | None, threshold: Scalar,
+                surrogate: str, slope: float) -> torch.Tensor:
+    """``grad_mem + grad_spk * H'(mem - threshold)`` (``grad_mem`` None: zero) in a new tensor laid out
+    like ``mem``, in few passes over ``[T, ...]`` (3 for atan, 5 for fast_sigmoid): the surrogate's
+    denominator in place, then one division into it."""
+    # computed from ``mem`` first so the gradient keeps the layout of the current (NHWC stays NHWC:
+    # a layout change here would make the pooling's backward convert the whole conv output)
+    x = torch.sub(mem, threshold)                                                # U[t] - theta
+    one = x.new_ones(())
+    base = grad_mem if grad_mem is not None else x.new_zeros(())
+    if surrogate == "atan":                    # H' = (alpha / 2) / (1 + (pi / 2 * alpha * x)**2)
+        torch.addcmul(one, x, x, value=(math.pi / 2 * slope) ** 2, out=x)
+        return torch.addcdiv(base, grad_spk, x, value=slope / 2, out=x)
+    if surrogate == "fast_sigmoid":            # H' = 1 / (1 + slope * |x|)**2
+        torch.add(one, x.abs_(), alpha=slope, out=x).square_()
+        return torch.addcdiv(base, grad_spk, x, out=x)
+    raise ValueError(f"unknown surrogate {surrogate!r}: use 'atan' or 'fast_sigmoid'")
 
 
 def _param_grads(mem: torch.Tensor, grad: torch.Tensor, spikes: torch.Tensor | None, threshold: Scalar,
@@ -166,7 +191,7 @@ def _param_grads(mem: torch.Tensor, grad: torch.Tensor, spikes: torch.Tensor | N
 def _forward_pure(cur: torch.Tensor, beta: Scalar, threshold: Scalar,
                   reset: str = "subtract") -> tuple[torch.Tensor, torch.Tensor]:
     """The forward recurrence without in-place ops, for ``torch.compile`` (one fused kernel)."""
-    mem = torch.zeros_like(cur[0])
+    mem = torch.zeros_like(cur[0], dtype=_work_dtype(cur))
     spk = torch.zeros_like(cur[0])
     spikes, mems = [], []
     for t in range(cur.shape[0]):
@@ -180,10 +205,15 @@ def _forward_pure(cur: torch.Tensor, beta: Scalar, threshold: Scalar,
     return torch.stack(spikes), torch.stack(mems)
 
 
-def _backward_pure(mem: torch.Tensor, grad_spk: torch.Tensor, grad_mem: torch.Tensor, beta: Scalar,
+def _backward_pure(mem: torch.Tensor, grad_spk: torch.Tensor | None, grad_mem: torch.Tensor | None, beta: Scalar,
                    threshold: Scalar, surrogate: str, slope: float, reset: str = "subtract") -> torch.Tensor:
-    """The reverse scan without in-place ops, for ``torch.compile``."""
-    d = grad_mem + grad_spk * surrogate_grad(mem - threshold, surrogate, slope)
+    """The reverse scan without in-place ops, for ``torch.compile`` (a ``None`` gradient is zero:
+    one kernel per combination, nothing zero-filled)."""
+    if grad_spk is None:
+        d = grad_mem.to(mem.dtype)
+    else:
+        d = grad_spk * surrogate_grad(mem - threshold, surrogate, slope)
+        d = d if grad_mem is None else grad_mem + d
     g = torch.zeros_like(d[0])
     grads = []
     for t in range(d.shape[0] - 1, -1, -1):
@@ -253,12 +283,14 @@ class LIFFused(torch.autograd.Function):
             return None, None, None, None, None, None, None
         args = (beta, threshold, ctx.surrogate, ctx.slope, ctx.reset)
         if ctx.compiled:
-            grad_spk, grad_mem = (torch.zeros_like(mem) if g is None else g for g in (grad_spk, grad_mem))
             flat, order = _storage_2d(mem)
-            same = [x.permute(order).reshape(flat.shape) for x in (grad_spk, grad_mem)]   # [T, N], copies if laid out otherwise
+            same = [None if x is None else x.permute(order).reshape(flat.shape)   # [T, N], copies if laid out otherwise
+                    for x in (grad_spk, grad_mem)]
             grad = _unflatten_like(_compiled("backward")(flat, *same, *args), mem, order)
-            spikes = ((surrogate_grad(mem - threshold, ctx.surrogate, ctx.slope) * grad_spk).sum()
-                      if need_threshold else None)
+            spikes = None
+            if need_threshold:
+                spikes = (mem.new_zeros(()) if grad_spk is None
+                          else (surrogate_grad(mem - threshold, ctx.surrogate, ctx.slope) * grad_spk).sum())
         else:
             grad, spikes = _backward_eager(mem, grad_spk, grad_mem, *args, spike_term=need_threshold)
         g_beta, g_threshold = _param_grads(mem, grad, spikes, threshold, ctx.reset, need_beta, need_threshold)
@@ -274,18 +306,19 @@ def _check_current(cur: torch.Tensor, surrogate: str, reset: str = "subtract") -
         raise ValueError(f"expected a time-first current [T, ...] with T >= 1, got shape {tuple(cur.shape)}")
 
 
-def _in_float32(cur: torch.Tensor) -> torch.Tensor:
-    """A half-precision current as float32 (the membrane is a running sum); others as they are."""
-    return cur.float() if cur.dtype in (torch.float16, torch.bfloat16) else cur
+def _work_dtype(cur: torch.Tensor) -> torch.dtype:
+    """The dtype the membrane is integrated in: float32 for a half-precision current (the membrane is
+    a running sum), the current's own otherwise."""
+    return torch.float32 if cur.dtype in (torch.float16, torch.bfloat16) else cur.dtype
 
 
-def _scalar(x: Scalar, work: torch.Tensor, unit_interval: bool = False) -> Scalar:
-    """A neuron constant as the kernels take it: a float, or a 0-dim tensor in the dtype of ``work``
+def _scalar(x: Scalar, dtype: torch.dtype, unit_interval: bool = False) -> Scalar:
+    """A neuron constant as the kernels take it: a float, or a 0-dim tensor in ``dtype``
     (differentiably); ``unit_interval`` clamps it to [0, 1] as snnTorch clamps beta."""
     if isinstance(x, torch.Tensor):
         if x.numel() != 1:
             raise ValueError(f"expected one value per layer, got a tensor of shape {tuple(x.shape)}")
-        x = x.reshape(()).to(work.dtype)
+        x = x.reshape(()).to(dtype)
         return x.clamp(0.0, 1.0) if unit_interval else x
     return min(max(float(x), 0.0), 1.0) if unit_interval else float(x)
 
@@ -302,10 +335,9 @@ def lif_fused(cur: torch.Tensor, beta: Scalar = 0.9, threshold: Scalar = 1.0, su
     CPU) instead of PyTorch ops per step.
     """
     _check_current(cur, surrogate, reset)
-    work = _in_float32(cur)
-    spk, mem = LIFFused.apply(work, _scalar(beta, work, unit_interval=True), _scalar(threshold, work), surrogate,
-                              float(slope), bool(compiled), reset)
-    return spk.to(cur.dtype), mem.to(cur.dtype)
+    dtype = _work_dtype(cur)
+    return LIFFused.apply(cur, _scalar(beta, dtype, unit_interval=True), _scalar(threshold, dtype), surrogate,
+                          float(slope), bool(compiled), reset)
 
 
 def lif_scan(cur: torch.Tensor, beta: Scalar = 0.9, threshold: Scalar = 1.0, surrogate: str = "atan",
@@ -316,8 +348,8 @@ def lif_scan(cur: torch.Tensor, beta: Scalar = 0.9, threshold: Scalar = 1.0, sur
     surrogate derivative backward. The reset uses the previous spike, detached.
     """
     _check_current(cur, surrogate, reset)
-    work = _in_float32(cur)
-    beta, threshold = _scalar(beta, work, unit_interval=True), _scalar(threshold, work)
+    work = cur.to(_work_dtype(cur))
+    beta, threshold = _scalar(beta, work.dtype, unit_interval=True), _scalar(threshold, work.dtype)
     mem = torch.zeros_like(work[0])
     fired = torch.zeros_like(work[0])
     spikes, mems = [], []
@@ -332,7 +364,7 @@ def lif_scan(cur: torch.Tensor, beta: Scalar = 0.9, threshold: Scalar = 1.0, sur
         fired = spk.detach()
         spikes.append(spk)
         mems.append(mem)
-    return torch.stack(spikes).to(cur.dtype), torch.stack(mems).to(cur.dtype)
+    return torch.stack(spikes).to(cur.dtype), torch.stack(mems)
 
 
 LifFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]

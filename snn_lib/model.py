@@ -128,14 +128,13 @@ class CSNN(nn.Module):
 
         Each convolution, pooling and the linear layer run once over ``T * B`` frames
         (:func:`~snn_lib.kernels.conv_pool`); each LIF layer is one call of the recurrence that
-        ``lif_impl`` names (default ``cfg.lif_impl``; ``"auto"`` is ``"scan"`` while the model is
-        being ``torch.compile``-d, else ``"fused"``). ``channels_last`` (default: on CPU, or when
-        the model is ``channels_last``) lays the activations out as NHWC.
+        ``lif_impl`` names (default ``cfg.lif_impl``; ``"auto"`` is ``"compiled"`` on a GPU, where
+        the eager loop's per-step kernel launches dominate, and ``"fused"`` elsewhere). While the
+        model is being ``torch.compile``-d it is always ``"scan"``, whatever the setting: the
+        custom autograd function and its in-place loop would break the graph. ``channels_last``
+        (default: on CPU, or when the model is ``channels_last``) lays the activations out as NHWC.
         """
-        lif_impl = lif_impl or self.cfg.lif_impl
-        if lif_impl == "auto":
-            lif_impl = "scan" if compiling() else "fused"
-        lif = lif_kernel(lif_impl)
+        lif = lif_kernel(resolve_lif_impl(lif_impl or self.cfg.lif_impl, frames.device))
         pool = self.cfg.pool
         T, B = frames.shape[:2]
         if channels_last is None:
@@ -157,6 +156,16 @@ class CSNN(nn.Module):
         return dict(beta=lif.beta if cfg.learn_beta else _float32(cfg.beta),
                     threshold=lif.threshold if cfg.learn_threshold else _float32(cfg.threshold),
                     surrogate=cfg.surrogate, slope=float(cfg.surrogate_slope), reset=cfg.reset)
+
+
+def resolve_lif_impl(lif_impl: str, device: torch.device) -> str:
+    """The LIF kernels that run for the setting ``model.lif_impl`` on ``device`` (see
+    :meth:`CSNN.forward_fast`): ``scan`` while being compiled, ``auto`` resolved by the device."""
+    if compiling():
+        return "scan"
+    if lif_impl == "auto":
+        return "compiled" if device.type == "cuda" else "fused"
+    return lif_impl
 
 
 def build_model(cfg: ModelConfig, frame_shape: tuple[int, ...]) -> CSNN:

@@ -76,10 +76,12 @@ def atomic_write(path: str | Path, data: bytes | str) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as err:
+    except BaseException as err:                         # Ctrl-C included: no .tmp is left behind
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise file_error("write", path, err) from None
+        if isinstance(err, OSError):
+            raise file_error("write", path, err) from None
+        raise
     _fsync_dir(path.parent)
     return path
 

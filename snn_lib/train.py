@@ -20,6 +20,7 @@ One step of training, :func:`train_step`, is used everywhere: by :func:`train_ep
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
 import os
@@ -35,7 +36,7 @@ from tqdm.auto import tqdm
 from .checkpoint import load_checkpoint, model_weights, repair_best, save_checkpoint
 from .config import Config, TrainConfig, config_from_dict, config_from_yaml, config_to_dict, config_to_yaml
 from .data import FrameLoader, Loaders, make_loaders
-from .device import autocast, keep_freed_cpu_memory, resolve_device
+from .device import autocast, check_amp, configure_backends, grad_scaler, keep_freed_cpu_memory, resolve_device
 from .distributed import World, all_reduce_sum, barrier, device_of, from_main, process_group, world_from_env, wrap
 from .errors import ConfigError, SnnError, file_error
 from .evaluate import evaluate
@@ -66,6 +67,7 @@ def set_seed(seed: int) -> None:
 def prepare_model(model: CSNN, cfg: TrainConfig, device: torch.device, world: World = World()) -> torch.nn.Module:
     """The model on ``device`` with the GPU options of ``cfg`` applied, in DistributedDataParallel
     for a data-parallel run (the returned module may be a wrapper; ``model`` keeps the weights)."""
+    configure_backends(device)
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -74,28 +76,37 @@ def prepare_model(model: CSNN, cfg: TrainConfig, device: torch.device, world: Wo
 
 
 def forward_backward(model: torch.nn.Module, frames: torch.Tensor, labels: torch.Tensor, loss_fn,
-                     amp: str = "off") -> tuple[torch.Tensor, torch.Tensor]:
+                     amp: str = "off", scaler: torch.amp.GradScaler | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The loss of one batch and its gradients in ``.grad`` (added to what is there): ``(loss, spk)``,
-    both detached, ``spk [T, B, 10]``. The forward pass runs under ``amp`` autocast."""
+    both detached, ``spk [T, B, 10]``. The forward pass runs under ``amp`` autocast; with a
+    ``scaler`` (``train.amp=fp16``) the gradients are those of the scaled loss."""
     with autocast(amp, frames.device):
         spk, _ = model(frames)                                       # [T, B, 10]
     loss = loss_fn(spk.float(), labels)
-    loss.backward()
+    (scaler.scale(loss) if scaler is not None else loss).backward()
     return loss.detach(), spk.detach()
 
 
 def train_step(model: torch.nn.Module, frames: torch.Tensor, labels: torch.Tensor,
-               optimizer: torch.optim.Optimizer, loss_fn, amp: str = "off") -> tuple[torch.Tensor, torch.Tensor]:
+               optimizer: torch.optim.Optimizer, loss_fn, amp: str = "off",
+               scaler: torch.amp.GradScaler | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step on ``frames [T, B, 2, H, W]``: ``(loss, spk [T, B, 10])``, detached and
-    left on the device (reading them, e.g. with ``.item()``, waits for the GPU)."""
+    left on the device (reading them, e.g. with ``.item()``, waits for the GPU). With a ``scaler``
+    (``train.amp=fp16``, :func:`snn_lib.device.grad_scaler`) the step is the scaler's: skipped when
+    a gradient overflowed, the scale adjusted."""
     optimizer.zero_grad(set_to_none=True)
-    loss, spk = forward_backward(model, frames, labels, loss_fn, amp)
-    optimizer.step()
+    loss, spk = forward_backward(model, frames, labels, loss_fn, amp, scaler)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
     return loss, spk
 
 
 def train_epoch(model: torch.nn.Module, loader: FrameLoader, optimizer: torch.optim.Optimizer, loss_fn,
-                cfg: TrainConfig, device: torch.device, desc: str = "train") -> dict:
+                cfg: TrainConfig, device: torch.device, desc: str = "train",
+                scaler: torch.amp.GradScaler | None = None) -> dict:
     """One pass over ``loader``; returns ``{"loss", "acc", "samples", "seconds"}``.
 
     Loss and accuracy are summed on the device and read once at the end, so the steps run without
@@ -106,6 +117,8 @@ def train_epoch(model: torch.nn.Module, loader: FrameLoader, optimizer: torch.op
     model.train()
     start = time.perf_counter()
     steps = len(loader) if not cfg.max_steps_per_epoch else min(len(loader), cfg.max_steps_per_epoch)
+    if cfg.compile:                       # whole batches only: a partial last one would compile the model again
+        steps = min(steps, max(1, len(loader.labels) // loader.batch_size))
     total_loss = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     first_bad = torch.full((), steps, dtype=torch.int64, device=device)     # steps: none yet
@@ -115,17 +128,18 @@ def train_epoch(model: torch.nn.Module, loader: FrameLoader, optimizer: torch.op
         if step == steps:
             break
         frames, labels = frames.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        loss, spk = train_step(model, frames, labels, optimizer, loss_fn, cfg.amp)
+        loss, spk = train_step(model, frames, labels, optimizer, loss_fn, cfg.amp, scaler)
         total_loss += loss.double() * len(labels)
         correct += (predict(spk) == labels).sum()
         first_bad = torch.where(torch.isfinite(loss), first_bad, torch.clamp(first_bad, max=step))
         seen += len(labels)
         bar.update()
-        if (step + 1) % REFRESH_STEPS == 0:
-            _stop_if_non_finite(model, int(first_bad), steps, step, bar)
-            bar.set_postfix(loss=f"{total_loss.item() / seen:.3f}", acc=f"{100 * correct.item() / seen:.1f}%",
-                            refresh=False)
-    _stop_if_non_finite(model, int(first_bad), steps, steps - 1, bar)   # waits for the device
+        if (step + 1) % REFRESH_STEPS == 0:                              # one read of the device
+            loss_sum, right, bad, weights_bad = _readings(model, total_loss, correct, first_bad)
+            _stop_if_non_finite(int(bad), bool(weights_bad), steps, step, bar)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * right / seen:.1f}%", refresh=False)
+    _, _, bad, weights_bad = _readings(model, total_loss, correct, first_bad)   # waits for the device
+    _stop_if_non_finite(int(bad), bool(weights_bad), steps, steps - 1, bar)
     bar.close()
     sums = all_reduce_sum(torch.stack([total_loss, correct.double(), torch.tensor(float(seen), device=device,
                                                                                   dtype=torch.float64)]))
@@ -134,12 +148,19 @@ def train_epoch(model: torch.nn.Module, loader: FrameLoader, optimizer: torch.op
             "seconds": time.perf_counter() - start}
 
 
-def _stop_if_non_finite(model: torch.nn.Module, first_bad: int, steps: int, step: int, bar) -> None:
+def _readings(model: torch.nn.Module, total_loss: torch.Tensor, correct: torch.Tensor,
+              first_bad: torch.Tensor) -> list[float]:
+    """``[loss sum, correct, first non-finite step, 1 if a weight is non-finite]``, in one read."""
+    weights_bad = ~torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()
+    return torch.stack([total_loss, correct.double(), first_bad.double(), weights_bad.double()]).tolist()
+
+
+def _stop_if_non_finite(first_bad: int, weights_bad: bool, steps: int, step: int, bar) -> None:
     """Raise NonFiniteLoss if a loss so far, or a parameter now, is NaN or infinite."""
     if first_bad < steps:
         bar.close()
         raise NonFiniteLoss(f"the training loss became non-finite at step {first_bad + 1}")
-    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+    if weights_bad:
         bar.close()
         raise NonFiniteLoss(f"the weights became non-finite by step {step + 1}")
 
@@ -182,6 +203,17 @@ class RunResult:
     best_test_acc: float = 0.0
     model: CSNN | None = None           # with the weights of the best epoch
     loaders: Loaders | None = None      # the data the run used, still in memory
+
+
+def loaders_on(loaders: Loaders, device: torch.device) -> Loaders:
+    """``loaders`` with their recordings on ``device`` (copies of the loaders; the caller's stay as
+    they are): batches are then cut and made float32 on the device, not copied from the CPU."""
+    moved = []
+    for loader in (loaders.train, loaders.test):
+        loader = copy.copy(loader)
+        loader.frames, loader.labels = loader.frames.to(device), loader.labels.to(device)
+        moved.append(loader)
+    return Loaders(train=moved[0], test=moved[1])
 
 
 def _resume_state(cfg: Config, run_dir: Path) -> dict | None:
@@ -244,6 +276,7 @@ def run_training(cfg: Config, loaders: Loaders | None = None) -> RunResult:
     if cfg.train.distributed and not world.parallel:
         return spawn_training(cfg)
     device = device_of(world, resolve_device(cfg.train.device))
+    check_amp(cfg.train.amp, device)
     if device.type == "cpu":
         keep_freed_cpu_memory()
     if cfg.train.threads:
@@ -277,6 +310,8 @@ def _run(cfg: Config, run_dir: Path, device: torch.device, resume_state: dict | 
             made = from_main(world, lambda: make_loaders(cfg.data, cfg.train.batch_size, cfg.train.eval_batch_size,
                                                          cfg.seed, device) if not world.parallel else None)
             loaders = made or make_loaders(cfg.data, cfg.train.batch_size, cfg.train.eval_batch_size, cfg.seed, device)
+        else:
+            loaders = loaders_on(loaders, device)
         loaders.train.shard(world.rank, world.world)
         loaders.test.shard(world.rank, world.world)
         model = build_model(cfg.model, loaders.frame_shape)
@@ -291,6 +326,7 @@ def _run(cfg: Config, run_dir: Path, device: torch.device, resume_state: dict | 
             for group in optimizer.param_groups:        # the lr of this config, not the saved one
                 group["lr"] = cfg.train.lr
         loss_fn = make_loss(cfg.train.loss)
+        scaler = grad_scaler(cfg.train.amp, device)
 
         writes = world.main                              # process 0 alone writes the run folder
         if writes:
@@ -315,13 +351,13 @@ def _run(cfg: Config, run_dir: Path, device: torch.device, resume_state: dict | 
                 loaders.train.set_epoch(epoch)
                 try:
                     stats = train_epoch(net, loaders.train, optimizer, loss_fn, cfg.train, device,
-                                        desc=f"epoch {epoch}/{cfg.train.num_epochs}")
+                                        desc=f"epoch {epoch}/{cfg.train.num_epochs}", scaler=scaler)
                 except NonFiniteLoss as err:
                     kept = f"the last good checkpoint, {last_path}, holds epoch {last_epoch}" if last_epoch \
                         else "no checkpoint was written"
                     raise NonFiniteLoss(f"{err} of epoch {epoch} (train.lr={cfg.train.lr}); {kept}. Lower train.lr "
                                         "or check the data, then start a new exp_id.") from None
-                test = evaluate(net, loaders.test, loss_fn, device, amp=cfg.train.amp)
+                test = evaluate(model, loaders.test, loss_fn, device, amp=cfg.train.amp)   # uncompiled: one compile
                 row = {"epoch": epoch, "train_loss": stats["loss"], "train_acc": stats["acc"],
                        "test_loss": test["loss"], "test_acc": test["accuracy"],
                        "epoch_seconds": stats["seconds"], "samples_per_second": stats["samples"] / stats["seconds"]}
@@ -422,5 +458,6 @@ def _save_figure(fig, path: Path) -> None:
     atomic_write(path, buffer.getvalue())
 
 
-__all__ = ["NonFiniteLoss", "REFRESH_STEPS", "RunInterrupted", "RunResult", "forward_backward", "prepare_model",
-           "run_training", "save_spike_animations", "set_seed", "spawn_training", "train_epoch", "train_step"]
+__all__ = ["NonFiniteLoss", "REFRESH_STEPS", "RunInterrupted", "RunResult", "forward_backward", "loaders_on",
+           "prepare_model", "run_training", "save_spike_animations", "set_seed", "spawn_training", "train_epoch",
+           "train_step"]

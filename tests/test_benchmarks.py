@@ -19,6 +19,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 import epoch_time  # noqa: E402
+import profile_steps  # noqa: E402
 import train_speed  # noqa: E402
 
 
@@ -43,13 +44,24 @@ def test_train_speed_tiny(capsys, tmp_path):
 
 def test_epoch_time_tiny(capsys, tmp_path):
     save = tmp_path / "epoch.md"
-    args = ["--device", "cpu", "--n", "40", "--T", "3", "--batch", "16", "--epochs", "2", "--save", str(save)]
+    args = ["--device", "cpu", "--n", "40", "--T", "3", "--runs", "16", "32:bf16", "--epochs", "2",
+            "--warmup-steps", "1", "--save", str(save)]
     assert epoch_time.main(args) == 0
-    result = last_json(capsys.readouterr().out)
-    assert result["n"] == 40 and result["epoch_seconds"] > 0 and len(result["epochs_seconds"]) == 2
-    assert epoch_time.main(args) == 0                       # a second run appends a row
+    results = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [(r["batch"], r["amp"], r["precision"]) for r in results] == [(16, "off", "fp32"), (32, "bf16", "bf16 autocast")]
+    assert all(r["n"] == 40 and r["epoch_seconds"] > 0 and len(r["epochs_seconds"]) == 2 for r in results)
+    assert results[0]["samples_per_s"] == pytest.approx(40 / results[0]["epoch_seconds"], rel=1e-2)
+    assert results[0]["peak_mb"] is None                    # measured on CUDA only
     rows = [line for line in save.read_text().splitlines() if line.startswith("| ") and "N=40" in line]
     assert len(rows) == 2
+
+
+def test_epoch_time_target_verdict_only_for_the_target_setting():
+    row = {"n": 60_000, "T": 25, "device": "cuda:0", "batch": 256, "epoch_seconds": 1.5, "precision": "fp32"}
+    assert "met; fastest 1.5 s at batch 256" in epoch_time.target_verdict([row, {**row, "batch": 32, "epoch_seconds": 1.0}])
+    assert "missed" in epoch_time.target_verdict([{**row, "epoch_seconds": 2.5}])
+    assert epoch_time.target_verdict([{**row, "device": "cpu"}]) is None
+    assert epoch_time.target_verdict([{**row, "n": 2000}]) is None
 
 
 def test_epoch_time_data_in_chunks_equals_one_call():
@@ -59,9 +71,38 @@ def test_epoch_time_data_in_chunks_equals_one_call():
     assert torch.equal(frames[:3], first) and torch.equal(labels[:3], first_labels)
 
 
-def test_epoch_time_refuses_a_single_epoch():
+def test_epoch_time_refuses_no_epoch_and_bad_runs():
     with pytest.raises(SystemExit):
-        epoch_time.main(["--epochs", "1"])
+        epoch_time.main(["--epochs", "0"])
+    with pytest.raises(SystemExit):
+        epoch_time.main(["--runs", "32:fp8"])
+
+
+def test_epoch_time_makes_its_data_on_the_device(monkeypatch):
+    devices = []
+    real = epoch_time.make_data
+    monkeypatch.setattr(epoch_time, "make_data", lambda *a, **k: devices.append(k["device"]) or real(*a, **k))
+    assert epoch_time.main(["--device", "cpu", "--n", "8", "--T", "2", "--runs", "8", "--warmup-steps", "0",
+                            "--epochs", "1"]) == 0
+    assert devices == [torch.device("cpu")]
+
+
+def test_train_speed_target_verdict_names_the_launch_bound_regime():
+    rows = [{"T": 25, "batch": 32, "implementation": "fast", "ratio": 12.0, "step_ms": 10.0},
+            {"T": 25, "batch": 256, "implementation": "fast", "ratio": 60.0, "step_ms": 11.0}]
+    lines = train_speed.target_verdict(rows, "reference")
+    assert lines[0].startswith("target (20x the snnTorch loop at T=25, batch 32): missed; best 12.0x")
+    assert "launch-bound" in lines[1] and "1.10x" in lines[1]
+    rows[1]["step_ms"] = 70.0
+    assert "throughput-bound" in train_speed.target_verdict(rows, "reference")[1]
+
+
+def test_profile_steps_tiny(capsys):
+    assert profile_steps.main(["--device", "cpu", "--batch", "2", "--T", "2", "--steps", "1", "--warmup", "1",
+                               "--lif", "fused"]) == 0
+    result = last_json(capsys.readouterr().out)["results"][0]
+    assert result["lif"] == "fused" and result["per_step"] > 10 and result["busy"] is None and result["top"]
+    assert profile_steps.busy_fraction([(0, 4), (2, 6), (8, 9)], 10.0) == pytest.approx(0.7)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
@@ -79,3 +120,84 @@ def test_benchmarks_refuse_cuda_without_a_gpu_in_one_line(script):
                          capture_output=True, text=True)
     assert run.returncode == 1
     assert run.stderr.strip().count("\n") == 0 and run.stderr.startswith(f"{script}: ")
+
+
+SESSION = BENCHMARKS / "gpu_session.sh"
+
+
+def session_lines(out: Path) -> list[str]:
+    return (out / "session.txt").read_text().splitlines()
+
+
+def test_gpu_session_dry_run(tmp_path):
+    """The GPU session's every step on the CPU at tiny sizes (DRY_RUN=1), as CI runs it: each step
+    passes and leaves its file; the session's own clock stays under its budget."""
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHON": sys.executable, "DRY_RUN": "1", "OUT": str(out), "SITE": str(tmp_path / "site")}
+    run = subprocess.run(["bash", str(SESSION)], capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    names = ["01-preflight.txt", "02-correctness.txt", "03-epochs.txt", "04-profile.txt", "05-compiled.txt",
+             "06-peers.txt", "07-ddp.txt"]
+    assert sorted(p.name for p in out.iterdir()) == names + ["session.txt"]
+    lines = session_lines(out)
+    assert [line.split(":")[0] for line in lines if line[:2].isdigit()] == [n[:-4].replace("-", " ") for n in names]
+    assert all(": ok," in line for line in lines if line[:2].isdigit())
+    total = int(lines[-1].split()[1])
+    assert lines[-1].startswith("total: ") and total < 540
+    checks = last_json((out / "02-correctness.txt").read_text())
+    assert checks["failed"] == [] and checks["checks"]["run_training_resume"]["status"] == "ok"
+    epochs = [json.loads(line) for line in (out / "03-epochs.txt").read_text().splitlines() if line.startswith("{")]
+    assert [r["amp"] for r in epochs] == ["off", "bf16"]
+    assert last_json((out / "05-compiled.txt").read_text())["rows"]
+    assert last_json((out / "06-peers.txt").read_text())["rows"]
+    ddp = [json.loads(line) for line in (out / "07-ddp.txt").read_text().splitlines() if line.startswith("{")]
+    assert [r["processes"] for r in ddp] == [1, 2] and ddp[1]["speedup_over_1"] > 0
+    print(f"gpu_session.sh DRY_RUN=1: {total} s")
+
+
+def test_gpu_session_steps_fit_the_budget():
+    """The steps' own limits add up to no more than the default budget (540 s)."""
+    text = SESSION.read_text()
+    limits = [int(line.split()[2]) for line in text.splitlines() if line.startswith("step ")]
+    assert len(limits) == 7 and sum(limits) <= int(text.split("BUDGET=${BUDGET:-")[1].split("}")[0]) == 540
+
+
+def test_gpu_session_stops_a_step_at_the_budget(tmp_path):
+    """A step that would run past the budget is stopped by timeout, its file kept; after a failed
+    preflight the session ends (a fake python whose benchmark scripts hang)."""
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\ncase \"$1\" in benchmarks/*) echo started; sleep 60;; esac\n"
+                    f"exec {sys.executable} \"$@\"\n")
+    fake.chmod(0o755)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHON": str(fake), "DRY_RUN": "1", "OUT": str(out), "BUDGET": "20", "MIN_STEP": "1",
+           "WHEELS": str(tmp_path / "none")}
+    run = subprocess.run(["bash", str(SESSION)], capture_output=True, text=True, env=env, timeout=50)
+    assert run.returncode == 1 and "preflight failed" in run.stderr
+    lines = session_lines(out)
+    stopped = [line for line in lines if line.startswith("01 preflight: stopped at its")]
+    assert stopped and int(stopped[0].split(", ")[1].split()[0]) <= 20, lines     # "..., 14 s of 14 s"
+    assert (out / "01-preflight.txt").read_text().strip() == "started"
+    assert not (out / "02-correctness.txt").exists()
+
+
+@pytest.mark.skipif(not (BENCHMARKS.parent / ".whl").is_dir(), reason="no wheels: run benchmarks/gpu_wheels.sh")
+def test_gpu_wheels_check(tmp_path):
+    """The wheels in .whl/ (made by gpu_wheels.sh) alone give snn_lib every package the GPU
+    machine's image lacks."""
+    run = subprocess.run(["bash", str(BENCHMARKS / "gpu_wheels.sh"), "--check"], capture_output=True, text=True,
+                         env={**os.environ, "PYTHON": sys.executable}, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "import from the wheels alone" in run.stdout
+
+
+def test_train_speed_reports_a_failing_variant_and_measures_the_others(capsys, monkeypatch):
+    real = train_speed.variants
+    monkeypatch.setattr(train_speed, "variants",
+                        lambda lif: {**real(lif), "fp16": train_speed.Variant("broken", amp="fp8")})
+    assert train_speed.main(["--device", "cpu", "--options", "--variants", "fast", "fp16", "--T", "2", "--batch", "2",
+                             "--steps", "1", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| broken: failed (ConfigError: train.amp='fp8'" in out
+    rows = last_json(out)["rows"]
+    assert [r["implementation"] for r in rows] == ["reference (snnTorch per step)", "fast (auto LIF)"]

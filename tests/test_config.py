@@ -42,7 +42,8 @@ def test_every_option_name_is_accepted_by_the_code_that_acts_on_it():
     """The option tuples of snn_lib.config are the names the implementations accept."""
     import torch
 
-    from snn_lib.config import LIF_IMPLS, LOSSES, POOLS, RESETS, SURROGATES
+    from snn_lib.config import AMP_MODES, LIF_IMPLS, LOSSES, POOLS, RESETS, SURROGATES
+    from snn_lib.device import autocast, check_amp
     from snn_lib.kernels import LIF_IMPLS as LIF_KERNELS, lif_fused, lif_kernel, pool2d
     from snn_lib.model import make_loss
     from snn_lib.neurons import lif_step, spike_fn
@@ -59,6 +60,10 @@ def test_every_option_name_is_accepted_by_the_code_that_acts_on_it():
         lif_step(torch.zeros(1), torch.zeros(1), reset=name)
     for name in POOLS:
         pool2d(torch.zeros(1, 1, 2, 2), name)
+    for name in AMP_MODES:
+        check_amp(name, torch.device("cpu"))
+        with autocast(name, torch.device("cpu")):
+            assert torch.is_autocast_enabled("cpu") == (name != "off")
 
 
 def test_yaml_round_trip():

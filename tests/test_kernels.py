@@ -8,6 +8,7 @@ import functools
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from snn_lib.config import ModelConfig
 import snn_lib.kernels
@@ -99,7 +100,8 @@ def test_csnn_fast_equals_reference_float32(surrogate, slope):
         torch.testing.assert_close(g_fast[name], g_ref[name], rtol=1e-4, atol=1e-4, msg=name)
 
 
-@pytest.mark.parametrize("lif_impl,channels_last", [("fused", False), ("fused", True), ("scan", False)])
+@pytest.mark.parametrize("lif_impl,channels_last", [("fused", False), ("fused", True), ("scan", False),
+                                                    ("compiled", True)])
 def test_csnn_lif_impls_agree(lif_impl, channels_last):
     """Every LIF implementation and both layouts (NCHW is what a GPU gets by default)."""
     cfg = ModelConfig(beta=0.7, channels=(5, 7))
@@ -432,11 +434,67 @@ def test_surrogate_grad_matches_snntorch():
 
 
 def test_half_precision_current_is_integrated_in_float32():
+    """bf16 spikes, a float32 membrane, a bf16 gradient; the values those of the float32 current."""
     cur = torch.full((40, 3), 0.01, dtype=torch.bfloat16)
-    spk, mem = lif_fused(cur, beta=1.0, threshold=1.0)
-    assert spk.dtype == mem.dtype == torch.bfloat16
-    # 40 * bf16(0.01) summed in float32; a bf16 running sum would stall near 0.25
-    assert abs(mem[-1, 0].item() - 40 * torch.tensor(0.01, dtype=torch.bfloat16).item()) < 4e-3
+    cur[5:9] += 0.5                                           # a few spikes
+    for lif in (lif_fused, lif_scan):
+        x = cur.clone().requires_grad_()
+        spk, mem = lif(x, beta=1.0, threshold=1.0)
+        assert spk.dtype == torch.bfloat16 and mem.dtype == torch.float32 and spk.sum() > 0
+        # 40 * bf16(0.01) summed in float32; a bf16 running sum would stall near 0.25
+        x32 = cur.float().requires_grad_()
+        spk32, mem32 = lif(x32, beta=1.0, threshold=1.0)
+        torch.testing.assert_close((spk.float(), mem), (spk32, mem32), rtol=0, atol=0)
+        w = torch.randn(40, 3).bfloat16().float()            # the spikes' gradient arrives in bf16
+        grad, = torch.autograd.grad((spk * w).sum() + mem.sum(), x)
+        grad32, = torch.autograd.grad((spk32 * w).sum() + mem32.sum(), x32)
+        assert grad.dtype == torch.bfloat16
+        torch.testing.assert_close(grad, grad32.bfloat16(), rtol=0, atol=0)
+
+
+class FullSizeOps(TorchDispatchMode):
+    """Records the ATen ops (allocations and views left out) whose result has ``numel`` elements:
+    the passes over a whole ``[T, ...]`` tensor."""
+
+    def __init__(self, numel: int):
+        super().__init__()
+        self.numel, self.ops = numel, []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        name = func.overloadpacket.__name__
+        if (isinstance(out, torch.Tensor) and out.numel() == self.numel and not name.startswith("empty")
+                and not func.is_view):
+            self.ops.append(name)
+        return out
+
+
+@pytest.mark.parametrize("surrogate,passes", [("atan", 3), ("fast_sigmoid", 5)])
+@pytest.mark.parametrize("outputs", ["both", "spikes", "membrane"])
+def test_lif_fused_backward_passes_over_the_whole_tensor(surrogate, passes, outputs):
+    """The eager backward's surrogate term: a subtraction, the denominator in place and one
+    division into it (atan); only a copy when the spikes' gradient is absent. The scan itself
+    works on one time step at a time."""
+    cur = (torch.randn(6, 4, 5) + 0.5).requires_grad_()
+    spk, mem = lif_fused(cur, 0.8, 1.0, surrogate)
+    loss = {"both": (spk * mem.detach()).sum() + mem.sum(), "spikes": spk.sum() * 1.0, "membrane": mem.sum()}[outputs]
+    with FullSizeOps(cur.numel()) as seen:
+        torch.autograd.grad(loss, cur)
+    ours = [op for op in seen.ops if op not in ("mul", "sum", "ones_like", "expand")]   # the loss's own backward
+    expected = {"both": passes, "spikes": passes, "membrane": 1}[outputs]
+    assert len(ours) == expected, ours
+
+
+def test_lif_fused_under_bf16_casts_only_the_gradient():
+    """A bf16 current is read as it is: the only full-size cast is autograd's of the input gradient."""
+    cur = (torch.randn(6, 4, 5) + 0.5).bfloat16().requires_grad_()
+    with FullSizeOps(cur.numel()) as forward:
+        spk, mem = lif_fused(cur, 0.8, 1.0)
+    assert spk.dtype == torch.bfloat16 and mem.dtype == torch.float32
+    with FullSizeOps(cur.numel()) as backward:
+        grad, = torch.autograd.grad((spk, mem), cur, (torch.ones_like(spk), torch.ones_like(mem)))
+    assert grad.dtype == torch.bfloat16
+    assert "_to_copy" not in forward.ops and backward.ops.count("_to_copy") == 1, (forward.ops, backward.ops)
 
 
 def test_lif_fused_refuses_unknown_surrogate():
