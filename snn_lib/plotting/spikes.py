@@ -66,7 +66,7 @@ def plot_raster(spikes: torch.Tensor | np.ndarray, title: str = "", markersize: 
 
 def plot_spike_encodings(image: torch.Tensor | np.ndarray, num_steps: int = 50, gain: float = 1.0,
                          threshold: float = 0.01, seed: int = 0) -> Figure:
-    """Rate and latency codes of one image (:func:`encode_digit`): a raster of each, the spike
+    """Rate and latency codes of one image (:func:`snn_lib.encoding.encode_digit`): a raster of each, the spike
     count per pixel of the rate code, and the spike time per pixel of the latency code."""
     rate, latency = encode_digit(image, num_steps, gain, threshold, seed)
     fig = new_figure(8, 5)
