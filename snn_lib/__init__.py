@@ -11,12 +11,15 @@ One module for each idea, in the order of the book's chapters:
 - :mod:`snn_lib.model`: the CSNN, its reference and fast forward side by side, its readout and
   loss; :mod:`snn_lib.kernels`: the fused LIF and conv+pool operations of the fast forward
   (chapter 4);
-- :mod:`snn_lib.train`: one training step, epochs, the run folder; :mod:`snn_lib.evaluate`:
+- :mod:`snn_lib.train`: one training step, epochs, a whole run; :mod:`snn_lib.evaluate`:
   accuracy and confusion of a model or a checkpoint; :mod:`snn_lib.checkpoint`: checkpoints;
-  :mod:`snn_lib.device`: device, mixed precision, CPU allocator (chapter 5);
-- :mod:`snn_lib.plotting`: figures and animations; :mod:`snn_lib.report`: hardware lines and the
-  committed results files;
-- :mod:`snn_lib.cli`: the ``snn-train``, ``snn-eval`` and ``snn-make-data`` commands (hydra).
+  :mod:`snn_lib.rundir`: the run folder (lock, atomic files, metrics); :mod:`snn_lib.device`:
+  device, mixed precision, CPU allocator; :mod:`snn_lib.distributed`: data-parallel processes
+  (chapter 5);
+- :mod:`snn_lib.plotting`: figures and animations; :mod:`snn_lib.report`: hardware lines, the
+  report of many runs and the committed results files;
+- :mod:`snn_lib.cli`: the ``snn-train``, ``snn-eval``, ``snn-make-data`` and ``snn-report``
+  commands.
 """
 
 from .config import Config, DataConfig, ModelConfig, TrainConfig

@@ -17,8 +17,11 @@ status 2. Hydra writes no ``outputs/`` folders.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
+import os
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -120,13 +123,62 @@ def _guarded(command: str, work) -> None:
         _stopped(command, err)
 
 
+_FAILED_JOBS: list[str] = []        # jobs of this process's sweep that ended in an error
+_SWEPT_ENV = "SNN_LIB_SWEPT_KEYS"   # the keys a sweep varies, from the command line to its jobs
+                                    # (an environment variable, so that joblib's and submitit's
+                                    # processes see it too)
+
+
+def _job_name() -> str:
+    """A sweep job's name: the values it sweeps, as ``seed=0,train.lr=0.001``."""
+    from hydra.core.hydra_config import HydraConfig
+    swept = os.environ.get(_SWEPT_ENV, "").split(",")
+    mine = [item for item in HydraConfig.get().overrides.task if item.split("=", 1)[0] in swept]
+    return ",".join(sorted(mine)).replace("/", "_") or "default"
+
+
+def _sweep_job(cfg: Config) -> Config:
+    """In a sweep (``snn-train -m``), each job runs in {exp_root}/{exp_id}/{the values it sweeps},
+    e.g. ``exp/lr_sweep/seed=0,train.lr=0.001``, and a parallel launcher's jobs share the CPU cores
+    (``train.threads=0``: cores / parallel jobs)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return cfg
+    cfg.exp_root = str(Path(cfg.exp_root) / cfg.exp_id)
+    cfg.exp_id = _job_name()
+    n_jobs = OmegaConf.select(hydra_cfg, "launcher.n_jobs", default=1) or 1     # joblib; 1: one after another
+    if cfg.train.threads == 0 and n_jobs != 1:
+        cores = os.cpu_count() or 1
+        cfg.train.threads = max(1, cores // (cores if n_jobs < 0 else n_jobs))
+    return cfg
+
+
 def _train(cfg) -> None:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+
     def work() -> None:
         from .train import run_training
         _setup_logging()
-        result = run_training(config_from_dict(_to_dict(cfg)).validate())
-        print(f"best test accuracy {100 * result.best_test_acc:.2f}%; results in {result.run_dir}/")
-    _guarded("snn-train", work)
+        run_cfg = _sweep_job(config_from_dict(_to_dict(cfg)).validate())
+        result = run_training(run_cfg)
+        if os.environ.get("RANK", "0") == "0":          # under torchrun, process 0 speaks for all
+            print(f"best test accuracy {100 * result.best_test_acc:.2f}%; results in {result.run_dir}/", flush=True)
+
+    if not multirun:
+        _guarded("snn-train", work)
+        return
+    try:                                # a sweep: a failed job is reported and the others run on
+        work()
+    except (SnnError, OSError) as err:
+        message = f"job {_job_name()}: {err}"
+        print(f"snn-train: {message}", file=sys.stderr, flush=True)
+        _FAILED_JOBS.append(message)
 
 
 def _writable_file(path: Path, setting: str) -> None:
@@ -174,6 +226,20 @@ def _make_data(cfg) -> None:
     _guarded("snn-make-data", work)
 
 
+def swept_keys(items: list[str]) -> list[str]:
+    """The keys that command-line ``items`` sweep (``seed=0,1,2``, ``train.lr=range(...)``)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    parser = OverridesParser.create()
+    keys = []
+    for item in items:
+        if "=" in item and not item.startswith(("-", "hydra")):
+            with contextlib.suppress(Exception):
+                setting = parser.parse_overrides([item])[0]
+                if setting.is_sweep_override():
+                    keys.append(setting.key_or_group)
+    return keys
+
+
 def _hydra_entry(command: str, config_name: str, schema: type, task):
     """A console entry point running ``task`` under hydra with the stored ``config_name``."""
     def main() -> None:
@@ -181,8 +247,51 @@ def _hydra_entry(command: str, config_name: str, schema: type, task):
             check_overrides(schema, sys.argv[1:])
         except SnnError as err:
             _fail(command, err)
-        hydra.main(version_base="1.3", config_path="conf", config_name=config_name)(task)()
+        signal.signal(signal.SIGTERM, _on_sigterm)
+        os.environ[_SWEPT_ENV] = ",".join(swept_keys(sys.argv[1:]))
+        try:
+            hydra.main(version_base="1.3", config_path="conf", config_name=config_name)(task)()
+        except KeyboardInterrupt as err:                     # a sweep stopped by Ctrl-C or SIGTERM
+            _stopped(command, err)
+        if _FAILED_JOBS:
+            _fail(command, f"{len(_FAILED_JOBS)} job(s) of the sweep failed (each said why above); re-run the same "
+                           "command with train.resume=auto to retry them and skip the finished ones.", 1)
     return main
+
+
+def report_main(argv: list[str] | None = None) -> None:
+    """``snn-report PATH... [--out DIR] [--title TEXT]``: the report of many runs (snn_lib.report),
+    printed, and written as report.md, report.csv and report.png (curves) into DIR (default: the
+    one PATH given, else the working directory). Plain arguments, not hydra settings."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="snn-report", description=report_main.__doc__.split("\n\n")[0])
+    parser.add_argument("paths", nargs="+", help="run folders, sweep folders or globs, e.g. exp/lr_sweep")
+    parser.add_argument("--out", help="folder for report.md, report.csv and report.png")
+    parser.add_argument("--title", default="Runs", help="the report's heading")
+    args = parser.parse_args(argv)
+
+    def work() -> None:
+        from .plotting import plot_runs
+        from .report import load_runs, report_csv, report_markdown, summarize
+        from .rundir import atomic_write
+
+        runs = load_runs(args.paths)
+        rows = summarize(runs)
+        out = Path(args.out) if args.out else Path(args.paths[0]) if len(args.paths) == 1 else Path(".")
+        if not out.is_dir():
+            out = out.parent if out.name == "metrics.csv" else out
+        command = "snn-report " + " ".join(argv if argv is not None else sys.argv[1:])
+        text = report_markdown(rows, args.title, command)
+        curves = {(" ".join(f"{k}={v}" for k, v in r["setting"].items()) or "all runs"):
+                  [run.history for run in runs if str(run.path) in r["folders"]] for r in rows}
+        buffer = io.BytesIO()
+        plot_runs(curves, title=args.title).savefig(buffer, format="png", dpi=120)
+        atomic_write(out / "report.md", text)
+        atomic_write(out / "report.csv", report_csv(rows))
+        atomic_write(out / "report.png", buffer.getvalue())
+        print(text + f"\nwritten to {out}/report.md, report.csv, report.png")
+    _guarded("snn-report", work)
 
 
 train_main = _hydra_entry("snn-train", "snn_train", Config, _train)

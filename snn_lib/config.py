@@ -29,6 +29,7 @@ MODEL_IMPLS = ("reference", "fast")
 LIF_IMPLS = ("auto", *LIF_KERNELS)
 LOSSES = ("ce_count", "mse_count")
 AMP_MODES = ("off", "bf16")
+RESUME_MODES = (False, True, "auto")
 MAX_NAME_BYTES = 255        # the longest file name most file systems allow (exp_id is a folder name)
 
 
@@ -112,7 +113,8 @@ class TrainConfig:
 
     #: Passes over the training set.
     num_epochs: int = 15
-    #: Recordings per training batch.
+    #: Recordings per training step; in data-parallel training, the global batch, split over the
+    #: processes.
     batch_size: int = 32
     #: Learning rate of the Adam optimiser.
     lr: float = 2e-3
@@ -122,8 +124,16 @@ class TrainConfig:
     #: Where to run, ``auto`` (a GPU if there is one), ``cpu``, ``cuda`` or ``cuda:N``
     #: (``CUDA_VISIBLE_DEVICES`` is honoured).
     device: str = "auto"
-    #: Continue the run from its last checkpoint, ``{exp_root}/{exp_id}/checkpoints/last.pt``.
-    resume: bool = False
+    #: Whether to continue the run in ``{exp_root}/{exp_id}``. ``true`` continues it from its last
+    #: checkpoint (the folder must hold a run), ``false`` starts a new run (the folder must hold
+    #: none), ``auto`` continues if there is a run.
+    resume: Any = False
+    #: CPU threads for torch; 0 keeps torch's default (in a parallel sweep, cores / jobs).
+    threads: int = 0
+    #: Data-parallel training. ``true`` runs one process per GPU, a number N runs N processes
+    #: (on a CPU with gloo); under torchrun it is on by itself. ``batch_size`` is then the global
+    #: batch.
+    distributed: Any = False
     #: Recordings per batch when evaluating (no gradients, so it can be larger).
     eval_batch_size: int = 256
     #: How many test digits get an animation of their output spike counts in the run folder
@@ -194,6 +204,10 @@ class Config:
                 "a positive, finite number")
         require(m.reset in RESETS, "model.reset", m.reset, " or ".join(RESETS))
         require(m.pool in POOLS, "model.pool", m.pool, ", ".join(POOLS))
+        require(t.resume in RESUME_MODES, "train.resume", t.resume, "true, false or auto")
+        require(t.threads >= 0, "train.threads", t.threads, "0 (torch's default) or a number of threads")
+        require(t.distributed in (False, True) or (type(t.distributed) is int and t.distributed >= 2),
+                "train.distributed", t.distributed, "false, true (one process per GPU) or a number of processes >= 2")
         require(t.num_epochs >= 1, "train.num_epochs", t.num_epochs, "an integer >= 1")
         require(t.batch_size >= 1, "train.batch_size", t.batch_size, "an integer >= 1")
         require(t.eval_batch_size >= 1, "train.eval_batch_size", t.eval_batch_size, "an integer >= 1")
@@ -355,6 +369,7 @@ def to_overrides(cfg: Config, base: Config | None = None) -> list[str]:
     return [f"{key}={_setting_text(value)}" for key, value in mine.items() if theirs.get(key) != value]
 
 
-__all__ = ["AMP_MODES", "DATASETS", "LIF_IMPLS", "LOSSES", "MODEL_IMPLS", "POOLS", "RESETS", "SURROGATES", "Config",
+__all__ = ["AMP_MODES", "DATASETS", "LIF_IMPLS", "LOSSES", "MODEL_IMPLS", "POOLS", "RESETS", "RESUME_MODES",
+           "SURROGATES", "Config",
            "DataConfig", "ModelConfig", "TrainConfig", "apply_overrides", "check_overrides", "config_from_dict",
            "config_from_yaml", "config_to_dict", "config_to_yaml", "to_overrides"]

@@ -16,6 +16,7 @@ from .checkpoint import model_from_checkpoint
 from .config import Config, DataConfig
 from .data import FrameLoader, load_split
 from .device import autocast, resolve_device
+from .distributed import all_reduce_sum
 from .model import make_loss, predict
 
 
@@ -23,7 +24,8 @@ from .model import make_loss, predict
 def evaluate(model: torch.nn.Module, loader: FrameLoader, loss_fn=None, device: torch.device | str | None = None,
              num_classes: int = 10, amp: str = "off") -> dict:
     """Accuracy, mean loss (default: cross-entropy on spike counts), per-class accuracy and
-    confusion matrix ``[true, predicted]`` on ``loader``. ``device``: default the model's."""
+    confusion matrix ``[true, predicted]`` on ``loader``. ``device``: default the model's. In a
+    data-parallel run each process evaluates its part of the loader and the counts are summed."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.eval()
     loss_fn = loss_fn or make_loss("ce_count")
@@ -36,6 +38,9 @@ def evaluate(model: torch.nn.Module, loader: FrameLoader, loss_fn=None, device: 
         total_loss += loss_fn(spk.float(), labels).item() * len(labels)
         pairs = labels.cpu() * num_classes + predict(spk).cpu()
         confusion += torch.bincount(pairs, minlength=num_classes ** 2).view(num_classes, num_classes)
+    totals = all_reduce_sum(torch.cat([confusion.flatten().double(), torch.tensor([total_loss], dtype=torch.float64)])
+                            .to(device))                    # over every process of a parallel run
+    confusion, total_loss = totals[:-1].round().long().cpu().view(num_classes, num_classes), totals[-1].item()
     n = int(confusion.sum())
     per_class = confusion.diag() / confusion.sum(1).clamp(min=1)
     return {"accuracy": confusion.diag().sum().item() / max(n, 1), "loss": total_loss / max(n, 1),

@@ -1,22 +1,41 @@
-"""Measured results, described and shown: the hardware line of every results file, and the
-committed files of ``benchmarks/results/`` rendered for a notebook or the book.
+"""Measured results, described and shown: the hardware line of every results file, the report of
+many runs (``snn-report``), and the committed files of ``benchmarks/results/`` rendered for a
+notebook or the book.
 
 ::
 
     hardware(torch.device("cpu"))   # 'Intel(R) Xeon(R) ... (AVX2, AVX-512), 2 cores, 2 torch threads, load 1.2'
+    rows = summarize(load_runs(["exp/lr_sweep"]))    # one row per setting, over its seeds
+    print(report_markdown(rows))
     results = find_results_dir()    # benchmarks/results of the repository around the working directory
     HTML(results_file_html(results / "sim_vs_real.md", open_=True))
+
+A report groups run folders by their setting (the config less the seed and the settings that only
+say where or how fast a run goes), and gives for each: the number of runs and their seeds, the
+test accuracy at the last epoch and at the epoch the validation split chose (where the runs have
+one), each as mean +- standard deviation and range over the runs, the epochs and the time per
+epoch, with the settings that differ between the rows.
 """
 
 from __future__ import annotations
 
+import csv
+import glob
+import io
 import json
 import os
 import platform
 import re
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from .config import Config, config_from_yaml, config_to_dict
+from .errors import SnnError
+from .rundir import read_metrics_csv
 
 _UNITS = (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("amx_bf16", "AMX-BF16"))
 _STYLE = ("<style>.snn-results table {border-collapse: collapse; font-size: 85%}"
@@ -80,3 +99,146 @@ def results_file_html(path: str | Path, open_: bool = False) -> str:
     label = "/".join(path.parts[-3:])                   # benchmarks/results/<name>
     return (f"<details{' open' if open_ else ''}><summary><b><code>{label}</code>"
             f"</b></summary>{markdown_html(text)}</details>")
+
+
+# ---- the report of many runs (snn-report) -----------------------------------------------------------
+
+NOT_A_SETTING = ("seed", "exp_id", "exp_root", "train.resume", "train.device", "train.threads",
+                 "train.num_animations", "data.cache_dir", "data.download")
+"""Keys that do not change what a run computes, left out when runs are grouped by setting."""
+
+
+@dataclass
+class Run:
+    path: Path
+    config: Config
+    history: list[dict]
+
+
+def find_run_dirs(paths: Sequence[str | Path]) -> list[Path]:
+    """Run folders (holding ``config.yaml`` and ``metrics.csv``) at or under each path; a path
+    may be a glob. A path with none is a one-line SnnError."""
+    found: list[Path] = []
+    for pattern in paths:
+        matches = [Path(p) for p in sorted(glob.glob(str(pattern)))] or [Path(pattern)]
+        runs = sorted({f.parent for m in matches for f in ([m / "metrics.csv"] if (m / "metrics.csv").is_file()
+                                                            else m.rglob("metrics.csv"))
+                       if (f.parent / "config.yaml").is_file()})
+        if not runs:
+            raise SnnError(f"{pattern}: no run folder (config.yaml and metrics.csv) at or under it; give the folder "
+                           "of a run or of a sweep, e.g. exp/lr_sweep.")
+        found += [r for r in runs if r not in found]
+    return found
+
+
+def load_runs(paths: Sequence[str | Path]) -> list[Run]:
+    """Every run at or under ``paths`` (:func:`find_run_dirs`), with its config and metrics."""
+    runs = []
+    for path in find_run_dirs(paths):
+        history = read_metrics_csv(path / "metrics.csv")
+        if history:
+            runs.append(Run(path, config_from_yaml((path / "config.yaml").read_text()), history))
+    return runs
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
+def setting_of(cfg: Config) -> dict:
+    """What a run computes: its flat config less :data:`NOT_A_SETTING`."""
+    return {k: v for k, v in _flat(config_to_dict(cfg)).items() if k not in NOT_A_SETTING}
+
+
+def spread(values: Sequence[float]) -> dict:
+    """``{"mean", "std", "min", "max", "n"}`` of ``values`` (std: the sample standard deviation, 0 for one)."""
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "min": min(values), "max": max(values), "n": len(values)}
+
+
+def val_chosen(history: list[dict]) -> dict | None:
+    """The epoch the validation split chose (the first with the best ``val_acc``), or None
+    where the run has no validation split."""
+    rows = [r for r in history if r.get("val_acc") is not None and r["val_acc"] == r["val_acc"]]
+    return max(rows, key=lambda r: r["val_acc"]) if rows else None
+
+
+def summarize(runs: Sequence[Run]) -> list[dict]:
+    """One row per distinct setting: the settings that differ between rows, the runs and seeds,
+    and the test accuracy (last epoch, validation-chosen epoch), epochs and seconds per epoch."""
+    groups: dict[tuple, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(tuple(sorted(setting_of(run.config).items(), key=str)), []).append(run)
+    keys = sorted({k for g in groups for k, _ in g})
+    varying = [k for k in keys if len({dict(g).get(k) for g in groups}) > 1]
+    rows = []
+    for group, members in groups.items():
+        setting = dict(group)
+        chosen = [val_chosen(r.history) for r in members]
+        rows.append({
+            "setting": {k: setting.get(k) for k in varying},
+            "runs": len(members),
+            "seeds": sorted(r.config.seed for r in members),
+            "epochs": sorted({r.history[-1]["epoch"] for r in members}),
+            "final_test_acc": spread([r.history[-1]["test_acc"] for r in members]),
+            "val_chosen_test_acc": spread([c["test_acc"] for c in chosen]) if all(chosen) else None,
+            "epoch_seconds": statistics.fmean(statistics.median(x["epoch_seconds"] for x in r.history)
+                                              for r in members),
+            "folders": [str(r.path) for r in members],
+        })
+    return rows
+
+
+def _pct(s: dict | None) -> str:
+    if s is None:
+        return "n/a (no validation split)"
+    if s["n"] == 1:
+        return f"{100 * s['mean']:.1f}% (1 run)"
+    return f"{100 * s['mean']:.1f}% +- {100 * s['std']:.1f} ({100 * s['min']:.1f}-{100 * s['max']:.1f}%, {s['n']} runs)"
+
+
+def _setting_text(setting: dict) -> str:
+    return " ".join(f"{k}={list(v) if isinstance(v, tuple) else v}" for k, v in setting.items()) or "(one setting)"
+
+
+def report_markdown(rows: Sequence[dict], title: str = "Runs", command: str | None = None) -> str:
+    """The report as a Markdown table (accuracies in percent: mean +- std (range, runs))."""
+    lines = [f"# {title}", ""]
+    if command:
+        lines += [f"Made by `{command}`.", ""]
+    lines += ["| setting | runs (seeds) | test acc, last epoch | test acc, val-chosen epoch | epochs | s / epoch |",
+              "|---|---|---|---|---|---:|"]
+    for r in rows:
+        seeds = ", ".join(map(str, r["seeds"]))
+        epochs = ", ".join(map(str, r["epochs"]))
+        lines.append(f"| {_setting_text(r['setting'])} | {r['runs']} ({seeds}) | {_pct(r['final_test_acc'])} | "
+                     f"{_pct(r['val_chosen_test_acc'])} | {epochs} | {r['epoch_seconds']:.1f} |")
+    lines += ["", "Accuracy on each run's test split: mean +- sample standard deviation over the runs, with the "
+              "range and the number of runs."]
+    return "\n".join(lines) + "\n"
+
+
+def report_csv(rows: Sequence[dict]) -> str:
+    """The report as CSV, one line per row, accuracies as fractions."""
+    keys = sorted({k for r in rows for k in r["setting"]})
+    fields = keys + ["runs", "seeds", "epochs", "final_test_acc_mean", "final_test_acc_std", "final_test_acc_min",
+                     "final_test_acc_max", "val_chosen_test_acc_mean", "val_chosen_test_acc_std",
+                     "val_chosen_test_acc_min", "val_chosen_test_acc_max", "epoch_seconds"]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=fields)
+    writer.writeheader()
+    for r in rows:
+        line = {k: r["setting"].get(k) for k in keys}
+        line.update(runs=r["runs"], seeds=" ".join(map(str, r["seeds"])), epochs=" ".join(map(str, r["epochs"])),
+                    epoch_seconds=round(r["epoch_seconds"], 3))
+        for name in ("final_test_acc", "val_chosen_test_acc"):
+            for stat in ("mean", "std", "min", "max"):
+                line[f"{name}_{stat}"] = "" if r[name] is None else round(r[name][stat], 6)
+        writer.writerow(line)
+    return out.getvalue()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from .checkpoint import load_checkpoint, model_weights, repair_best, save_checkp
 from .config import Config, TrainConfig, config_from_dict, config_from_yaml, config_to_dict, config_to_yaml
 from .data import FrameLoader, Loaders, make_loaders
 from .device import autocast, keep_freed_cpu_memory, resolve_device
+from .distributed import World, all_reduce_sum, barrier, device_of, from_main, process_group, world_from_env, wrap
 from .errors import ConfigError, SnnError, file_error
 from .evaluate import evaluate
 from .model import CSNN, build_model, check_input_size, make_loss, predict
@@ -61,12 +63,14 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def prepare_model(model: CSNN, cfg: TrainConfig, device: torch.device) -> torch.nn.Module:
-    """The model on ``device`` with the GPU options of ``cfg`` applied (the returned module may be compiled)."""
+def prepare_model(model: CSNN, cfg: TrainConfig, device: torch.device, world: World = World()) -> torch.nn.Module:
+    """The model on ``device`` with the GPU options of ``cfg`` applied, in DistributedDataParallel
+    for a data-parallel run (the returned module may be a wrapper; ``model`` keeps the weights)."""
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
-    return torch.compile(model) if cfg.compile else model
+    net = wrap(model, world, device)
+    return torch.compile(net) if cfg.compile else net
 
 
 def forward_backward(model: torch.nn.Module, frames: torch.Tensor, labels: torch.Tensor, loss_fn,
@@ -106,7 +110,7 @@ def train_epoch(model: torch.nn.Module, loader: FrameLoader, optimizer: torch.op
     correct = torch.zeros((), dtype=torch.int64, device=device)
     first_bad = torch.full((), steps, dtype=torch.int64, device=device)     # steps: none yet
     seen = 0
-    bar = tqdm(total=steps, desc=desc, leave=False, mininterval=1.0)
+    bar = tqdm(total=steps, desc=desc, leave=False, mininterval=1.0, disable=not world_from_env().main)
     for step, (frames, labels) in enumerate(loader):
         if step == steps:
             break
@@ -123,7 +127,10 @@ def train_epoch(model: torch.nn.Module, loader: FrameLoader, optimizer: torch.op
                             refresh=False)
     _stop_if_non_finite(model, int(first_bad), steps, steps - 1, bar)   # waits for the device
     bar.close()
-    return {"loss": total_loss.item() / max(seen, 1), "acc": correct.item() / max(seen, 1), "samples": seen,
+    sums = all_reduce_sum(torch.stack([total_loss, correct.double(), torch.tensor(float(seen), device=device,
+                                                                                  dtype=torch.float64)]))
+    total, right, seen = sums.tolist()                                  # over every process of a parallel run
+    return {"loss": total / max(seen, 1), "acc": right / max(seen, 1), "samples": int(seen),
             "seconds": time.perf_counter() - start}
 
 
@@ -179,10 +186,11 @@ class RunResult:
 
 def _resume_state(cfg: Config, run_dir: Path) -> dict | None:
     """What the run folder holds for ``cfg``: None to start afresh, or the last checkpoint to
-    continue from. Refuses (one-line ConfigError) to overwrite a run, and to resume nothing."""
+    continue from. Refuses (one-line ConfigError) to overwrite a run, and (``train.resume=true``)
+    to resume nothing; ``train.resume=auto`` continues a run where there is one."""
     artefacts = run_artefacts(run_dir)
     last_path = run_dir / "checkpoints" / "last.pt"
-    if not cfg.train.resume:
+    if cfg.train.resume is False or (cfg.train.resume == "auto" and not artefacts):
         if artefacts:
             raise ConfigError(f"{run_dir} already holds a run ({', '.join(artefacts)}); set train.resume=true to "
                               "continue it, or choose another exp_id.")
@@ -232,17 +240,23 @@ def run_training(cfg: Config, loaders: Loaders | None = None) -> RunResult:
     """
     cfg.validate()
     check_input_size(cfg.model, cfg.data.crop or 34)
-    device = resolve_device(cfg.train.device)
+    world = world_from_env()
+    if cfg.train.distributed and not world.parallel:
+        return spawn_training(cfg)
+    device = device_of(world, resolve_device(cfg.train.device))
     if device.type == "cpu":
         keep_freed_cpu_memory()
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
     run_dir = cfg.run_dir
     created = next((p for p in reversed([run_dir, *run_dir.parents]) if not p.exists()), None)
     try:
-        with RunLock(run_dir):
-            resume_state = _resume_state(cfg, run_dir)
-            return _run(cfg, run_dir, device, resume_state, loaders)
+        with process_group(world, device), (RunLock(run_dir) if world.main else contextlib.nullcontext()), \
+                _logging_on(world.main):
+            resume_state = from_main(world, lambda: _resume_state(cfg, run_dir))
+            return _run(cfg, run_dir, device, resume_state, loaders, world)
     finally:
-        if created is not None and not run_artefacts(run_dir):   # stopped before writing anything:
+        if world.main and created is not None and not run_artefacts(run_dir):   # nothing written:
             with contextlib.suppress(OSError):                    # leave no empty folders behind
                 (run_dir / LOCK_NAME).unlink()
                 for folder in [run_dir, *run_dir.parents]:
@@ -252,19 +266,25 @@ def run_training(cfg: Config, loaders: Loaders | None = None) -> RunResult:
 
 
 def _run(cfg: Config, run_dir: Path, device: torch.device, resume_state: dict | None,
-         loaders: Loaders | None) -> RunResult:
+         loaders: Loaders | None, world: World = World()) -> RunResult:
     last_path, best_path = run_dir / "checkpoints" / "last.pt", run_dir / "checkpoints" / "best.pt"
+    if resume_state is not None and resume_state["epoch"] >= cfg.train.num_epochs and best_path.is_file():
+        return _finished(cfg, run_dir, resume_state, best_path)
     epoch, last_epoch = 0, resume_state["epoch"] if resume_state else 0
     try:
         set_seed(cfg.seed)
-        if loaders is None:
-            loaders = make_loaders(cfg.data, cfg.train.batch_size, cfg.train.eval_batch_size, cfg.seed, device)
+        if loaders is None:              # process 0 first: it fills the caches that the others read
+            made = from_main(world, lambda: make_loaders(cfg.data, cfg.train.batch_size, cfg.train.eval_batch_size,
+                                                         cfg.seed, device) if not world.parallel else None)
+            loaders = made or make_loaders(cfg.data, cfg.train.batch_size, cfg.train.eval_batch_size, cfg.seed, device)
+        loaders.train.shard(world.rank, world.world)
+        loaders.test.shard(world.rank, world.world)
         model = build_model(cfg.model, loaders.frame_shape)
         history: list[dict] = []
         if resume_state is not None:
             model.load_state_dict(model_weights(resume_state))
             history = list(resume_state["history"])
-        net = prepare_model(model, cfg.train, device)   # on the device before the optimizer exists:
+        net = prepare_model(model, cfg.train, device, world)   # on the device before the optimizer:
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)   # its state follows the parameters
         if resume_state is not None:
             optimizer.load_state_dict(resume_state["optimizer"])
@@ -272,19 +292,23 @@ def _run(cfg: Config, run_dir: Path, device: torch.device, resume_state: dict | 
                 group["lr"] = cfg.train.lr
         loss_fn = make_loss(cfg.train.loss)
 
-        (run_dir / "checkpoints").mkdir(exist_ok=True)
-        atomic_write(run_dir / "config.yaml", config_to_yaml(cfg))
-        with log_to(run_dir / "train.log"):
+        writes = world.main                              # process 0 alone writes the run folder
+        if writes:
+            (run_dir / "checkpoints").mkdir(exist_ok=True)
+            atomic_write(run_dir / "config.yaml", config_to_yaml(cfg))
+        with log_to(run_dir / "train.log") if writes else contextlib.nullcontext():
             if resume_state is not None:
                 log.info("resuming %s from epoch %d (%s)", cfg.exp_id, last_epoch, last_path)
-                repair_best(last_path, best_path, resume_state)
+                if writes:
+                    repair_best(last_path, best_path, resume_state)
+                    write_metrics_csv(run_dir / "metrics.csv", history)
                 for change in _train_changes(config_from_dict(resume_state["config"]), cfg):
                     log.info("setting changed on resume, used from now on: %s", change)
-                write_metrics_csv(run_dir / "metrics.csv", history)
             else:
-                log.info("run %s: %d train / %d test recordings, frames %s, device %s, model %s, %d parameters",
+                log.info("run %s: %d train / %d test recordings, frames %s, device %s%s, model %s, %d parameters",
                          cfg.exp_id, len(loaders.train.labels), len(loaders.test.labels), loaders.frame_shape,
-                         device, cfg.model.impl, sum(p.numel() for p in model.parameters()))
+                         device, f" x {world.world} processes" if world.parallel else "", cfg.model.impl,
+                         sum(p.numel() for p in model.parameters()))
             best_epoch = resume_state.get("best_epoch") if resume_state else None
             best = max((row["test_acc"] for row in history), default=-1.0)
             for epoch in range(last_epoch + 1, cfg.train.num_epochs + 1):
@@ -309,16 +333,22 @@ def _run(cfg: Config, run_dir: Path, device: torch.device, resume_state: dict | 
                 if improved:
                     best, best_epoch = row["test_acc"], epoch
                 # last.pt first, naming the epoch best.pt must hold; then best.pt (see checkpoint.repair_best)
-                save_checkpoint(last_path, model, optimizer, cfg, epoch, history, loaders.frame_shape, best_epoch)
+                if writes:
+                    save_checkpoint(last_path, model, optimizer, cfg, epoch, history, loaders.frame_shape,
+                                    best_epoch)
+                    last_epoch = epoch
+                    if improved:
+                        save_checkpoint(best_path, model, optimizer, cfg, epoch, history, loaders.frame_shape,
+                                        best_epoch)
+                    write_metrics_csv(run_dir / "metrics.csv", history)
+                    for name, plot in (("train_loss.png", plot_train_loss), ("test_acc.png", plot_test_acc)):
+                        _save_figure(plot(history), run_dir / name)
                 last_epoch = epoch
-                if improved:
-                    save_checkpoint(best_path, model, optimizer, cfg, epoch, history, loaders.frame_shape, best_epoch)
-                write_metrics_csv(run_dir / "metrics.csv", history)
-                for name, plot in (("train_loss.png", plot_train_loss), ("test_acc.png", plot_test_acc)):
-                    _save_figure(plot(history), run_dir / name)
+            barrier()                                    # best.pt is whole before anyone reads it
             if best_path.exists():
                 model.load_state_dict(model_weights(load_checkpoint(best_path)))
-            gifs = save_spike_animations(model, loaders.test, run_dir, cfg.train.num_animations, device)
+            gifs = save_spike_animations(model, loaders.test, run_dir, cfg.train.num_animations if writes else 0,
+                                         device)
             log.info("best test accuracy %.2f%%; %d spike animations; run folder %s", 100 * best, len(gifs),
                      run_dir)
     except KeyboardInterrupt as err:
@@ -331,6 +361,60 @@ def _run(cfg: Config, run_dir: Path, device: torch.device, resume_state: dict | 
     return RunResult(run_dir=run_dir, history=history, best_test_acc=best, model=model, loaders=loaders)
 
 
+def _finished(cfg: Config, run_dir: Path, last: dict, best_path: Path) -> RunResult:
+    """A run that already trained ``train.num_epochs``: nothing to do (no data is loaded, no file
+    changes but the log), so that a sweep re-run with ``train.resume=auto`` skips it."""
+    with log_to(run_dir / "train.log"):
+        repair_best(run_dir / "checkpoints" / "last.pt", best_path, last)
+        log.info("%s already trained %d of %d epochs: nothing to do", cfg.exp_id, last["epoch"], cfg.train.num_epochs)
+    best = load_checkpoint(best_path)
+    model = build_model(cfg.model, tuple(best["frame_shape"]))
+    model.load_state_dict(model_weights(best))
+    history = list(last["history"])
+    return RunResult(run_dir=run_dir, history=history, best_test_acc=max(r["test_acc"] for r in history),
+                     model=model.eval(), loaders=None)
+
+
+def spawn_training(cfg: Config) -> RunResult:
+    """``train.distributed=true`` (one process per visible GPU) or ``=N`` without torchrun: start
+    the processes with torch's elastic launcher (the engine of torchrun) on this machine, each
+    running :func:`run_training`; returns process 0's result."""
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    nproc = torch.cuda.device_count() if cfg.train.distributed is True else int(cfg.train.distributed)
+    if nproc < 2:
+        raise ConfigError(f"train.distributed=true needs two GPUs or more, but {torch.cuda.device_count()} are visible; "
+                          "use train.distributed=N for N processes (on CPUs: gloo), or torchrun.")
+    launch = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=f"snn_lib_{os.getpid()}",
+                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, start_method="spawn")
+    returned = elastic_launch(launch, _training_process)(config_to_dict(cfg))
+    run_dir, history, best = returned[0]
+    best_path = Path(run_dir) / "checkpoints" / "best.pt"
+    model = build_model(cfg.model, tuple(load_checkpoint(best_path)["frame_shape"]))
+    model.load_state_dict(model_weights(load_checkpoint(best_path)))
+    return RunResult(run_dir=Path(run_dir), history=history, best_test_acc=best, model=model.eval())
+
+
+def _training_process(cfg: dict) -> tuple[str, list[dict], float]:
+    """One process of :func:`spawn_training` (module level, so that it can be started by spawn)."""
+    result = run_training(config_from_dict(cfg))
+    return str(result.run_dir), result.history, result.best_test_acc
+
+
+@contextlib.contextmanager
+def _logging_on(main: bool):
+    """Only process 0 of a data-parallel run logs; the others say only what goes wrong."""
+    if main:
+        yield
+        return
+    level = log.level
+    log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def _save_figure(fig, path: Path) -> None:
     """A figure as PNG, atomically (rendered in memory, then written)."""
     buffer = io.BytesIO()
@@ -339,4 +423,4 @@ def _save_figure(fig, path: Path) -> None:
 
 
 __all__ = ["NonFiniteLoss", "REFRESH_STEPS", "RunInterrupted", "RunResult", "forward_backward", "prepare_model",
-           "run_training", "save_spike_animations", "set_seed", "train_epoch", "train_step"]
+           "run_training", "save_spike_animations", "set_seed", "spawn_training", "train_epoch", "train_step"]

@@ -26,6 +26,12 @@ class FrameLoader:
 
     With ``shuffle`` the order is a permutation drawn from ``seed`` and the epoch number
     (:meth:`set_epoch`), so a resumed run sees the same batches it would have seen.
+
+    Data-parallel training (:meth:`shard`): every process draws the same permutation and takes
+    its equal part of each batch of ``batch_size`` (the global batch), so the processes together
+    see what one process would; a last batch that does not split evenly is cut to a multiple of
+    the number of processes. An ordered (evaluation) loader gives each process a contiguous block
+    of the recordings instead, each recording to exactly one process.
     """
 
     def __init__(self, frames: torch.Tensor, labels: torch.Tensor, batch_size: int,
@@ -38,22 +44,40 @@ class FrameLoader:
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = 0
+        self.rank, self.world = 0, 1
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __len__(self) -> int:
-        return -(-len(self.labels) // self.batch_size)
+    def shard(self, rank: int, world: int) -> "FrameLoader":
+        """Make this loader process ``rank``'s part of ``world`` data-parallel processes; returns self."""
+        self.rank, self.world = rank, world
+        return self
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _batches(self) -> list[torch.Tensor]:
+        """The recordings (indices into the whole set) of each batch this process takes."""
         n = len(self.labels)
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-            order = torch.randperm(n, generator=g).to(self.labels.device)
-        else:
-            order = torch.arange(n, device=self.labels.device)
+        if not self.shuffle:
+            lo, hi = self.rank * n // self.world, (self.rank + 1) * n // self.world
+            return [torch.arange(start, min(start + self.batch_size, hi)) for start in range(lo, hi, self.batch_size)]
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(n, generator=g)
+        batches = []
         for start in range(0, n, self.batch_size):
             index = order[start:start + self.batch_size]
+            share = len(index) // self.world
+            if share:
+                batches.append(index[self.rank * share:(self.rank + 1) * share])
+        return batches
+
+    def __len__(self) -> int:
+        if self.world == 1:
+            return -(-len(self.labels) // self.batch_size)
+        return len(self._batches())
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for index in self._batches():
+            index = index.to(self.labels.device)
             frames = self.frames[index].float()              # [B, T, 2, H, W]
             yield frames.transpose(0, 1).contiguous(), self.labels[index]   # [T, B, 2, H, W]
 

@@ -18,7 +18,7 @@ from .base import (
 )
 from .training import (
     plot_metric, plot_train_loss, plot_test_acc, plot_confusion, animate_spike_counts,
-    plot_layer_activity, plot_per_class_accuracy, plot_step_times,
+    plot_layer_activity, plot_per_class_accuracy, plot_runs, plot_step_times,
 )
 from .spikes import (
     plot_images, plot_raster, plot_spike_encodings, animate_spike_frames,
@@ -37,7 +37,7 @@ __all__ = [
     "log_intensity_events", "new_figure", "plot_bptt_unrolled", "plot_confusion",
     "plot_csnn_diagram", "plot_events_3d", "plot_fi_curve", "plot_frames", "plot_images", "plot_layer_activity",
     "plot_lif_circuit", "plot_lif_response", "plot_lif_trace", "plot_log_intensity_events", "plot_metric",
-    "plot_per_class_accuracy", "plot_raster", "plot_recordings", "plot_spike_encodings",
+    "plot_per_class_accuracy", "plot_raster", "plot_runs", "plot_recordings", "plot_spike_encodings",
     "plot_spike_images", "plot_step_times", "plot_surrogates", "plot_test_acc", "plot_time_bins",
     "plot_train_loss", "save_gif",
 ]

@@ -36,6 +36,28 @@ def plot_test_acc(history: Sequence[dict]) -> Figure:
     return fig
 
 
+def plot_runs(curves: dict[str, Sequence[Sequence[dict]]], key: str = "test_acc", ylabel: str = "test accuracy (%)",
+              title: str = "") -> Figure:
+    """One metric of many runs against the epoch: per setting (a key of ``curves``, its value the
+    histories of its runs), the mean over the runs as a line and their range as a band. Accuracies
+    (``*_acc``) are drawn in percent."""
+    fig = new_figure(6, 3.4)
+    ax = fig.subplots()
+    scale = 100 if key.endswith("_acc") else 1
+    for label, histories in curves.items():
+        epochs = sorted({row["epoch"] for h in histories for row in h})
+        values = [[scale * row[key] for h in histories for row in h if row["epoch"] == e] for e in epochs]
+        mean = [float(np.mean(v)) for v in values]
+        line, = ax.plot(epochs, mean, marker="o", markersize=3, label=f"{label} ({len(histories)} runs)")
+        if len(histories) > 1:
+            ax.fill_between(epochs, [min(v) for v in values], [max(v) for v in values], color=line.get_color(),
+                            alpha=0.2, linewidth=0)
+    ax.set(xlabel="epoch", ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig
+
+
 def plot_confusion(confusion: np.ndarray | torch.Tensor, normalize: bool = True) -> Figure:
     """A confusion matrix ``[true, predicted]``, rows normalised to fractions when ``normalize``."""
     cm = _np(confusion).astype(float)
