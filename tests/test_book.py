@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import pkgutil
+import re
 from pathlib import Path
 
 import pytest
@@ -155,14 +156,68 @@ def test_first_cell_rule_catches_a_bad_cell(tmp_path, change):
         test_first_cell_installs_from_the_repository_only_on_colab(bad)
 
 
+def _is_solution(cell) -> bool:
+    """A hidden code cell that checks its answer: an assert, or a call of the exercise's check_*."""
+    return (cell.cell_type == "code" and "hide-cell" in cell.metadata.get("tags", [])
+            and ("assert" in cell.source or re.search(r"^check_\w+\(", cell.source, re.MULTILINE) is not None))
+
+
 @pytest.mark.parametrize("src", CHAPTER_SOURCES, ids=_ids(CHAPTER_SOURCES))
 def test_chapter_ends_with_checked_exercises(src):
     nb = jupytext.read(src)
-    solutions = [c for c in nb.cells
-                 if c.cell_type == "code" and "hide-cell" in c.metadata.get("tags", [])
-                 and "assert" in c.source]
+    solutions = [c for c in nb.cells if _is_solution(c)]
     assert 2 <= len(solutions) <= 4, (f"{src.name}: {len(solutions)} exercise solutions; a chapter ends "
-                                      "with 2 or 3, each a `hide-cell` code cell with an assert")
+                                      "with 2 to 4, each a `hide-cell` code cell with an assert or a check_ call")
+
+
+STUB = re.compile(r"^def (\w+)\(.*?raise NotImplementedError", re.MULTILINE | re.DOTALL)
+
+
+def fill_in_problems(nb) -> list[str]:
+    """What breaks book/CONTRIBUTING.md's fill-in convention in a notebook: each stub (a function
+    raising NotImplementedError) is followed by a check cell, ``check_NAME(NAME)`` in a
+    ``try``/``except NotImplementedError``, then by a ``hide-cell`` solution labelled "Show
+    solution" that redefines NAME and calls the same check."""
+    problems = []
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    for i, cell in enumerate(code):
+        stub = STUB.search(cell.source)
+        if not stub:
+            continue
+        name = stub.group(1)
+        check, solution = (code[i + 1:i + 3] + [None, None])[:2]
+        call = f"check_{name}({name})"
+        if check is None or call not in check.source or "except NotImplementedError" not in check.source:
+            problems.append(f"{name}: the next code cell must call {call} in a try/except NotImplementedError")
+        if solution is None:
+            problems.append(f"{name}: no solution cell after the check")
+            continue
+        prompt = solution.metadata.get("mystnb", {}).get("code_prompt_show")
+        if "hide-cell" not in solution.metadata.get("tags", []) or prompt != "Show solution":
+            problems.append(f"{name}: the solution cell must be tagged hide-cell with mystnb "
+                            f"code_prompt_show 'Show solution' (found {prompt!r})")
+        if f"def {name}(" not in solution.source or call not in solution.source:
+            problems.append(f"{name}: the solution cell must define {name} and call {call}")
+    return problems
+
+
+@pytest.mark.parametrize("src", CHAPTER_SOURCES, ids=_ids(CHAPTER_SOURCES))
+def test_fill_in_exercises_have_a_check_and_a_hidden_solution(src):
+    problems = fill_in_problems(jupytext.read(src))
+    assert not problems, f"{src.name}: " + "; ".join(problems)
+
+
+def test_fill_in_rule_catches_a_broken_exercise():
+    """The rule above fails on a stub whose solution is visible, or missing (a test that cannot fail is a defect)."""
+    good = [nbformat.v4.new_code_cell("def f(x):\n    raise NotImplementedError('write f')"),
+            nbformat.v4.new_code_cell("try:\n    check_f(f)\nexcept NotImplementedError:\n    print('not yet')"),
+            nbformat.v4.new_code_cell("def f(x):\n    return x\n\ncheck_f(f)",
+                                      metadata={"tags": ["hide-cell"],
+                                                "mystnb": {"code_prompt_show": "Show solution"}})]
+    assert fill_in_problems(nbformat.v4.new_notebook(cells=good)) == []
+    visible = [*good[:2], nbformat.v4.new_code_cell(good[2].source)]
+    assert fill_in_problems(nbformat.v4.new_notebook(cells=visible))
+    assert fill_in_problems(nbformat.v4.new_notebook(cells=good[:2]))
 
 
 def _has_python(info: pkgutil.ModuleInfo) -> bool:

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from snn_lib.config import (Config, DataConfig, ModelConfig, TrainConfig, apply_overrides, check_overrides,
@@ -111,3 +113,22 @@ def test_check_overrides_checks_every_value_of_a_sweep_and_leaves_hydra_items_al
         check_overrides(Config, ["seed=0,x"])
     with pytest.raises(ConfigError, match="unknown setting 'train.epoch'"):
         check_overrides(Config, ["train.epoch=1,2"])
+
+
+def test_every_config_field_says_what_it_means():
+    """The API page shows each field's ``#:`` comment (Sphinx attribute docs); a new field needs one."""
+    pycode = pytest.importorskip("sphinx.pycode")
+    from dataclasses import fields
+
+    from snn_lib import config
+
+    docs = pycode.ModuleAnalyzer.for_module("snn_lib.config").find_attr_docs()
+    missing = [f"{cls.__name__}.{f.name}" for cls in (config.DataConfig, config.ModelConfig, config.TrainConfig,
+                                                       config.Config)
+               for f in fields(cls) if not "".join(docs.get((cls.__name__, f.name), [])).strip()]
+    assert not missing, f"snn_lib/config.py: write a `#:` comment above {missing}, saying what each means"
+    # napoleon reads "words: more" on a comment's first line as "type: description" (a broken type on
+    # the API page), so a first line has no colon outside ``literals`` and :roles:`targets`.
+    typed = [f"{cls}.{name}" for (cls, name), lines in docs.items() if cls.endswith("Config") and lines
+             and ":" in re.sub(r"``.*?``|:\w+:`[^`]*`", "", lines[0])]
+    assert not typed, f"snn_lib/config.py: rephrase the first line of {typed} without a colon"

@@ -47,6 +47,14 @@ def test_plot_raster_draws_one_dot_per_spike_and_off_spikes_apart():
     assert ax.get_xlim() == (-0.5, 9.5) and ax.get_ylim() == (-0.5, 19.5)
 
 
+def test_plot_raster_markers_grow_when_there_are_few_neurons():
+    many = plotting.plot_raster(torch.ones(5, 28, 28)).axes[0].collections[0]
+    few = plotting.plot_raster(torch.ones(5, 28)).axes[0].collections[0]
+    assert few.get_sizes()[0] > 10 * many.get_sizes()[0]
+    fixed = plotting.plot_raster(torch.ones(5, 28), markersize=3.0).axes[0].collections[0]
+    assert fixed.get_sizes()[0] == 3.0
+
+
 def test_plot_spike_encodings_counts_the_spikes_it_draws(image):
     fig = plotting.plot_spike_encodings(image, num_steps=30, gain=1.0, threshold=0.1)
     rate, latency = encode_digit(image, num_steps=30, gain=1.0, threshold=0.1)
@@ -106,3 +114,17 @@ def test_plot_spike_images_panels_and_counts():
     fig = plotting.plot_spike_images(spikes, steps=[0, 3])
     assert [ax.get_title() for ax in fig.axes] == ["t=0: 0", "t=3: 5"]
     assert len(plotting.plot_spike_images(spikes).axes) == 6
+
+
+def test_plot_fi_curve_draws_measured_dots_formula_lines_and_the_rheobase():
+    currents = torch.linspace(0, 1, 11)
+    measured = {"measured": currents / 2}
+    formula = {"formula": np.where(currents.numpy() > 0.2, 0.5, np.nan)}
+    fig = plotting.plot_fi_curve(currents, measured, formula, rheobase=0.1, title="toy")
+    ax = fig.axes[0]
+    by_label = {line.get_label(): line for line in ax.get_lines()}
+    assert by_label["measured"].get_linestyle() == "None"            # dots only
+    np.testing.assert_allclose(by_label["measured"].get_ydata(), currents / 2)
+    assert by_label["formula"].get_linestyle() == "-"
+    assert list(by_label["rheobase 0.1"].get_xdata()) == [0.1, 0.1]
+    assert ax.get_title() == "toy"

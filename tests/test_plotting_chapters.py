@@ -62,6 +62,15 @@ def test_plot_time_bins_one_row_per_setting(events):
     np.testing.assert_array_equal(curve, frames[5].astype(float).sum(axis=(1, 2, 3)))
 
 
+def test_plot_time_bins_at_given_times_shows_the_frames_that_hold_them(events):
+    frames = {bins: events_to_frames(events, bins) for bins in (5, 100)}
+    fig = plotting.plot_time_bins(frames, duration_ms=300.0, at_ms=(10.0, 150.0, 299.0))
+    titles = [ax.get_title() for ax in fig.axes if ax.images]
+    assert titles == ["frame 1/5", "frame 3/5", "frame 5/5", "frame 4/100", "frame 51/100", "frame 100/100"]
+    with pytest.raises(ValueError, match="duration_ms"):
+        plotting.plot_time_bins(frames, at_ms=(10.0,))
+
+
 def test_plot_recordings_counts_every_event(events):
     fig = plotting.plot_recordings({"a": events, "b": events[:300]}, bin_ms=10.0)
     assert isinstance(fig, Figure)
@@ -103,3 +112,6 @@ def test_plot_frames_shows_on_minus_off_at_the_chosen_steps(events):
     np.testing.assert_array_equal(np.asarray(second.images[0].get_array()),
                                   frames[3, 1].astype(float) - frames[3, 0])
     assert [ax.get_title() for ax in fig.axes] == ["t=0", "t=3"] and fig._suptitle.get_text() == "toy"
+    image = second.images[0]
+    on_colour = image.cmap(image.norm(1.0))                           # an ON count is drawn blue
+    assert on_colour[2] > on_colour[0]

@@ -22,7 +22,7 @@ from .training import (
 )
 from .spikes import (
     plot_images, plot_raster, plot_spike_encodings, animate_spike_frames,
-    plot_lif_trace, plot_lif_response, plot_surrogates, plot_spike_images,
+    plot_lif_trace, plot_lif_response, plot_fi_curve, plot_surrogates, plot_spike_images,
 )
 from .events import (
     plot_frames, plot_events_3d, animate_events, plot_time_bins, plot_recordings,
@@ -35,7 +35,7 @@ from .diagrams import (
 __all__ = [
     "animate_events", "animate_spike_counts", "animate_spike_frames", "animation_html", "csnn_shapes",
     "log_intensity_events", "new_figure", "plot_bptt_unrolled", "plot_confusion",
-    "plot_csnn_diagram", "plot_events_3d", "plot_frames", "plot_images", "plot_layer_activity",
+    "plot_csnn_diagram", "plot_events_3d", "plot_fi_curve", "plot_frames", "plot_images", "plot_layer_activity",
     "plot_lif_circuit", "plot_lif_response", "plot_lif_trace", "plot_log_intensity_events", "plot_metric",
     "plot_per_class_accuracy", "plot_raster", "plot_runs", "plot_recordings", "plot_spike_encodings",
     "plot_spike_images", "plot_step_times", "plot_surrogates", "plot_test_acc", "plot_time_bins",

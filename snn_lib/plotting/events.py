@@ -15,14 +15,15 @@ from .base import _np, new_figure
 
 def plot_frames(frames: torch.Tensor | np.ndarray, steps: Sequence[int] | None = None,
                 title: str = "") -> Figure:
-    """Frames ``[T, 2, H, W]`` of one recording: ON minus OFF counts for a few time steps."""
+    """Frames ``[T, 2, H, W]`` of one recording: ON minus OFF counts for a few time steps (blue ON,
+    red OFF, as in every event figure of this module)."""
     f = _np(frames).astype(float)
     steps = list(steps) if steps is not None else list(np.linspace(0, len(f) - 1, min(len(f), 6)).astype(int))
     fig = new_figure(1.6 * len(steps), 1.9)
     axes = fig.subplots(1, len(steps), squeeze=False)
     lim = max(1.0, np.abs(f[:, 1] - f[:, 0]).max())
     for ax, t in zip(axes[0], steps):
-        ax.imshow(f[t, 1] - f[t, 0], cmap="bwr", vmin=-lim, vmax=lim)
+        ax.imshow(f[t, 1] - f[t, 0], cmap="RdBu", vmin=-lim, vmax=lim)
         ax.set_title(f"t={t}", fontsize=8)
         ax.axis("off")
     if title:
@@ -101,10 +102,18 @@ def animate_events(events: np.ndarray, n_bins: int = 30, interval_ms: int = 100,
 
 
 def plot_time_bins(frames_by_bins: dict[int, torch.Tensor | np.ndarray], columns: int = 5,
-                   duration_ms: float | None = None) -> Figure:
-    """The same recording as frames ``[T, 2, H, W]`` for several T: one row per T, ``columns``
-    frames spread over the recording (ON minus OFF counts, blue ON, red OFF, one colour scale per
-    row), and the events per frame at the right."""
+                   duration_ms: float | None = None, at_ms: Sequence[float] | None = None) -> Figure:
+    """The same recording as frames ``[T, 2, H, W]`` for several T: one row per T, a few frames
+    (ON minus OFF counts, blue ON, red OFF, one colour scale per row), and the events per frame at
+    the right.
+
+    The frames shown are ``columns`` frames spread evenly over the recording or, with ``at_ms``
+    and ``duration_ms``, in every row the frame that holds each of those times (ms from the first
+    event), so that the rows show the same moments.
+    """
+    if at_ms is not None and not duration_ms:
+        raise ValueError("at_ms needs duration_ms, the recording's length, to find each time's frame")
+    columns = len(at_ms) if at_ms is not None else columns
     rows = len(frames_by_bins)
     fig = new_figure(1.45 * columns + 2.6, 1.6 * rows + 0.3)
     axes = fig.subplots(rows, columns + 1, squeeze=False, width_ratios=[1] * columns + [1.9])
@@ -112,7 +121,10 @@ def plot_time_bins(frames_by_bins: dict[int, torch.Tensor | np.ndarray], columns
         f = _np(frames).astype(float)
         signed = f[:, 1] - f[:, 0]                               # [T, H, W]
         lim = max(1.0, float(np.abs(signed).max()))
-        steps = np.linspace(0, len(f) - 1, columns).round().astype(int)
+        if at_ms is not None:
+            steps = [min(int(t / (duration_ms / bins)), bins - 1) for t in at_ms]
+        else:
+            steps = np.linspace(0, len(f) - 1, columns).round().astype(int)
         for ax, k in zip(axes[row, :columns], steps):
             _signed_image(ax, signed[k], lim)
             ax.set_title(f"frame {k + 1}/{bins}", fontsize=8)

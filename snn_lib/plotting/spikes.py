@@ -48,22 +48,25 @@ def _raster_on(ax, spikes: np.ndarray, title: str = "", markersize: float = 2.0)
     return len(on_t) + len(off_t)
 
 
-def plot_raster(spikes: torch.Tensor | np.ndarray, title: str = "") -> Figure:
+def plot_raster(spikes: torch.Tensor | np.ndarray, title: str = "", markersize: float | None = None) -> Figure:
     """A raster plot of ``spikes [T, ...]``: all but the time axis are flattened into neurons.
 
     A dot at (t, n) marks a spike of neuron n at step t; negative values (OFF spikes of delta
-    coding) are drawn in red.
+    coding) are drawn in red. ``markersize`` (points squared) defaults to small dots for hundreds
+    of neurons and larger ones for a few dozen, so that both stay readable.
     """
     s = _np(spikes)
     s = s.reshape(s.shape[0], -1)                              # [T, N]
+    if markersize is None:
+        markersize = float(np.clip(2000 / s.shape[1], 2.0, 60.0))
     fig = new_figure(6, 3.2)
-    _raster_on(fig.subplots(), s, title)
+    _raster_on(fig.subplots(), s, title, markersize)
     return fig
 
 
 def plot_spike_encodings(image: torch.Tensor | np.ndarray, num_steps: int = 50, gain: float = 1.0,
                          threshold: float = 0.01, seed: int = 0) -> Figure:
-    """Rate and latency codes of one image (:func:`encode_digit`): a raster of each, the spike
+    """Rate and latency codes of one image (:func:`snn_lib.encoding.encode_digit`): a raster of each, the spike
     count per pixel of the rate code, and the spike time per pixel of the latency code."""
     rate, latency = encode_digit(image, num_steps, gain, threshold, seed)
     fig = new_figure(8, 5)
@@ -153,6 +156,33 @@ def plot_lif_response(beta: float = 0.9, threshold: float = 1.0, current: float 
     n = int(spk.sum())
     return plot_lif_trace(cur, {f"reset: {reset}": (spk, mem)}, threshold,
                           title=f"beta={beta:g}, threshold={threshold:g}, I={current:g}: {n} spikes")
+
+
+def plot_fi_curve(currents: torch.Tensor | np.ndarray, rates: dict, lines: dict | None = None,
+                  rheobase: float | None = None, title: str = "") -> Figure:
+    """Firing rate against a constant input current (an F-I curve).
+
+    ``rates`` maps a label to the rates ``[N]`` measured at ``currents [N]`` (drawn as dots);
+    ``lines`` maps a label to rates computed from a formula (drawn as lines, ``nan`` where
+    undefined); ``rheobase``, the smallest current that makes the neuron fire, is drawn as a
+    dashed vertical line.
+    """
+    i = _np(currents).ravel()
+    fig = new_figure(6.5, 3.6)
+    ax = fig.subplots()
+    for label, curve in (lines or {}).items():
+        ax.plot(i, _np(curve).ravel(), linewidth=1.6, label=label)
+    for label, rate in rates.items():
+        ax.plot(i, _np(rate).ravel(), "o", markersize=3, label=label)
+    if rheobase is not None:
+        ax.axvline(rheobase, color="black", linestyle="--", linewidth=1,
+                   label=f"rheobase {rheobase:.3g}")
+    ax.set(xlabel="constant input current I", ylabel="firing rate (spikes per step)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
 
 
 def plot_surrogates(slopes: Sequence[float] = (2.0, 5.0), names: Sequence[str] = ("atan", "fast_sigmoid"),

@@ -154,7 +154,7 @@ def plot_per_class_accuracy(per_class: Sequence[float] | np.ndarray | torch.Tens
                             accuracy: float | None = None, title: str = "") -> Figure:
     """Accuracy of each class (fractions 0-1, drawn in percent) as bars with their values, and the
     overall ``accuracy`` as a dashed line when given (e.g. the result of
-    :func:`snn_lib.train.evaluate`)."""
+    :func:`snn_lib.evaluate.evaluate`)."""
     values = 100 * _np(per_class).astype(float)
     fig = new_figure(5.5, 3)
     ax = fig.subplots()
