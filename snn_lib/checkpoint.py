@@ -37,8 +37,9 @@ from .rundir import atomic_write
 log = logging.getLogger("snn_lib")
 
 FORMAT = 2
-"""Format 2: a digest of the tensors, ``best_epoch``, and snnTorch's neuron constants no longer in
-the model's state dict. Format 1 (the first release) still loads, unverified."""
+"""The version of the checkpoint layout. Version 2 added a digest of the tensors and
+``best_epoch``, and took snnTorch's neuron constants out of the model's state dict; version 1
+(the first release) still loads, unverified."""
 
 _NEURON_KEYS = ("beta", "threshold", "graded_spikes_factor", "reset_mechanism_val")
 

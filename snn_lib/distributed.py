@@ -40,7 +40,7 @@ class World:
 
     @property
     def main(self) -> bool:
-        """Process 0: the one that writes."""
+        """Whether this is process 0, the one that writes."""
         return self.rank == 0
 
     @property

@@ -62,13 +62,17 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+#: The surrogate gradients of the spike (``model.surrogate``).
 SURROGATES = ("atan", "fast_sigmoid")
+#: The implementations of the LIF recurrence (``model.lif_impl``, besides ``auto``).
 LIF_IMPLS = ("fused", "compiled", "scan")
+#: What a spike does to the membrane (``model.reset``).
 RESETS = ("subtract", "zero")
+#: The 2 x 2 poolings after the convolutions (``model.pool``).
 POOLS = ("max", "avg", "sum")
 
 Scalar = float | torch.Tensor
-"""A neuron constant: a number, or a 0-dim tensor (a learnable parameter)."""
+"""A neuron constant, a number or a 0-dim tensor (a learnable parameter)."""
 
 
 def surrogate_grad(x: torch.Tensor, surrogate: str, slope: float) -> torch.Tensor:

@@ -127,6 +127,7 @@ class RunLock:
 
 # ---- files of a run ----------------------------------------------------------------------------
 
+#: The columns of ``metrics.csv``, one row per epoch.
 METRICS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_seconds", "samples_per_second"]
 
 

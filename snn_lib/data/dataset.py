@@ -4,7 +4,7 @@
 
     frames, labels = load_split(cfg.data, "train")     # uint8 [N, T, 2, H, W], int64 [N]
 
-``load_split`` is the one way in for training (:func:`snn_lib.data.make_loaders`), evaluation
+``load_split`` is the one way in for training (:func:`snn_lib.data.loader.make_loaders`), evaluation
 (``snn-eval``) and the book.
 """
 
