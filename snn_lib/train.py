@@ -31,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, model_weights, repair_best, save_checkpoint
 from .config import Config, TrainConfig, config_from_dict, config_from_yaml, config_to_dict, config_to_yaml
@@ -41,6 +40,7 @@ from .distributed import World, all_reduce_sum, barrier, device_of, from_main, p
 from .errors import ConfigError, SnnError, file_error
 from .evaluate import evaluate
 from .model import CSNN, build_model, check_input_size, make_loss, predict
+from .progress import progress
 from .plotting import animate_spike_counts, plot_test_acc, plot_train_loss, save_gif
 from .rundir import LOCK_NAME, RunLock, atomic_write, log_to, run_artefacts, write_metrics_csv
 
@@ -123,7 +123,7 @@ def train_epoch(model: torch.nn.Module, loader: FrameLoader, optimizer: torch.op
     correct = torch.zeros((), dtype=torch.int64, device=device)
     first_bad = torch.full((), steps, dtype=torch.int64, device=device)     # steps: none yet
     seen = 0
-    bar = tqdm(total=steps, desc=desc, leave=False, mininterval=1.0, disable=not world_from_env().main)
+    bar = progress(total=steps, desc=desc, leave=False, mininterval=1.0)
     for step, (frames, labels) in enumerate(loader):
         if step == steps:
             break

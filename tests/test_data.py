@@ -186,3 +186,18 @@ def test_loaders_pair_the_splits(toy_nmnist, tmp_path):
     assert isinstance(loaders, Loaders) and loaders.frame_shape == (3, 2, 34, 34)
     assert (len(loaders.train), len(loaders.test)) == (10, 6)
     assert loaders.train.shuffle and not loaders.test.shuffle and loaders.train.seed == 2
+
+
+def test_progress_bars_follow_tqdm_disable_in_notebooks_too(monkeypatch):
+    from snn_lib.progress import progress
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    monkeypatch.delenv("RANK", raising=False)
+    assert not progress(total=2).disable
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert progress(total=2).disable
+    from tqdm.notebook import tqdm as notebook_bar                # what tqdm.auto gives in Jupyter
+    monkeypatch.setattr("snn_lib.progress.tqdm", notebook_bar)
+    assert progress(total=2).disable                               # (tqdm's notebook bar ignores the variable)
+    monkeypatch.delenv("TQDM_DISABLE")
+    monkeypatch.setenv("RANK", "1")                                # not process 0 of a parallel run
+    assert progress(total=2).disable

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import tonic.transforms as tt
-from tqdm.auto import tqdm
 
+from ..progress import progress
 from .nmnist import SENSOR_SIZE, Recording, read_events
 
 log = logging.getLogger("snn_lib")
@@ -78,9 +78,9 @@ def frames_of_recordings(recordings: list[Recording], n_time_bins: int, denoise_
     workers = workers or min(os.cpu_count() or 1, 8)
     if workers > 1 and len(jobs) >= 2000:
         with worker_pool(workers) as pool:
-            frames = list(tqdm(pool.map(_frames_of, jobs, chunksize=64), total=len(jobs), desc=desc))
+            frames = list(progress(pool.map(_frames_of, jobs, chunksize=64), total=len(jobs), desc=desc))
     else:
-        frames = [_frames_of(job) for job in tqdm(jobs, desc=desc)]
+        frames = [_frames_of(job) for job in progress(jobs, desc=desc)]
     return torch.from_numpy(np.stack(frames))
 
 

@@ -27,10 +27,10 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..config import DataConfig
 from ..errors import ConfigError, DataError
+from ..progress import progress
 from .frames import remove_stale, worker_pool
 from .nmnist import SPLITS, write_events
 from .simulator import SimConfig, record_batch, sim_settings
@@ -152,7 +152,7 @@ def make_sim_dataset(out_dir: str | Path, train_per_class: int = _DEFAULTS.sim_t
     pool = worker_pool(workers) if workers > 1 and len(jobs) > 2 else None   # not for tiny sets
     try:
         results = pool.map(_record_chunk, jobs) if pool else map(_record_chunk, jobs)
-        for (split, chunk, k), events in tqdm(zip(names, results), total=len(jobs), desc="nmnist_sim"):
+        for (split, chunk, k), events in progress(zip(names, results), total=len(jobs), desc="nmnist_sim"):
             for row, ev in zip(chunk, events):
                 label = int(labels[row])
                 name = f"{SPLITS[split]}/{label}/{row:05d}_{k}.bin"
