@@ -22,6 +22,7 @@ import io
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -240,9 +241,30 @@ def swept_keys(items: list[str]) -> list[str]:
     return keys
 
 
+def train_help() -> str:
+    """``snn-train --help``: how to call it, and every setting with its default and meaning."""
+    import textwrap
+
+    from .config import _setting_text, setting_docs
+    lines = ["usage: snn-train [-m] [KEY=VALUE ...]", "",
+             "Train the CSNN into exp/{exp_id}/ (README: 'What a training run leaves'). Settings are KEY=VALUE;",
+             "-m runs a sweep over comma-separated values (seed=0,1,2); 'snn-train --hydra-help' shows hydra's own",
+             "options; torchrun --nproc_per_node=N $(which snn-train) ... trains data-parallel.", "",
+             "settings (default):"]
+    for key, (value, meaning) in setting_docs().items():
+        plain = re.sub(r":\w+:`~?([^`]*)`", r"\1", meaning).replace("``", "")      # reST markup, as text
+        lines.append(f"  {key}={_setting_text(value)}")
+        lines += textwrap.wrap(plain, 96, initial_indent="      ", subsequent_indent="      ")
+    return "\n".join(lines)
+
+
 def _hydra_entry(command: str, config_name: str, schema: type, task):
     """A console entry point running ``task`` under hydra with the stored ``config_name``."""
     def main() -> None:
+        if command == "snn-train" and {"--help", "-h"} & set(sys.argv[1:]):
+            with contextlib.suppress(BrokenPipeError):          # snn-train --help | head
+                print(train_help())
+            return
         try:
             check_overrides(schema, sys.argv[1:])
         except SnnError as err:

@@ -277,6 +277,32 @@ def config_from_yaml(text: str) -> Config:
     return config_from_dict(yaml.safe_load(text) or {})
 
 
+def setting_docs(cls: type = None, prefix: str = "") -> dict[str, tuple[Any, str]]:
+    """Every setting of ``cls`` (default :class:`Config`) with its default and its meaning, read from
+    the ``#:`` comments above each field in this module: ``{"train.lr": (0.002, "Learning rate of
+    the Adam optimiser."), ...}`` (what ``snn-train --help`` prints)."""
+    import inspect
+    cls = cls or Config
+    defaults, comments, comment = cls(), {}, []
+    for line in inspect.getsource(cls).splitlines():
+        text = line.strip()
+        if text.startswith("#:"):
+            comment.append(text[2:].strip())
+            continue
+        name = text.split(":", 1)[0]
+        if comment and name.isidentifier():
+            comments[name] = " ".join(comment)
+        comment = []
+    docs = {}
+    for f in fields(cls):
+        value = getattr(defaults, f.name)
+        if is_dataclass(value):
+            docs.update(setting_docs(type(value), f"{prefix}{f.name}."))
+        else:
+            docs[prefix + f.name] = (value, comments.get(f.name, ""))
+    return docs
+
+
 # ---- key=value settings, as on the command line ------------------------------------------------
 #
 # One grammar everywhere: hydra's override parser reads ``data.crop=28``, ``model.channels=[4,8]``
@@ -375,4 +401,4 @@ def to_overrides(cfg: Config, base: Config | None = None) -> list[str]:
 __all__ = ["AMP_MODES", "DATASETS", "LIF_IMPLS", "LOSSES", "MODEL_IMPLS", "POOLS", "RESETS", "RESUME_MODES",
            "SURROGATES", "Config",
            "DataConfig", "ModelConfig", "TrainConfig", "apply_overrides", "check_overrides", "config_from_dict",
-           "config_from_yaml", "config_to_dict", "config_to_yaml", "to_overrides"]
+           "config_from_yaml", "config_to_dict", "config_to_yaml", "setting_docs", "to_overrides"]

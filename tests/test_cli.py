@@ -64,3 +64,15 @@ def test_make_data_writes_the_nmnist_layout_and_never_overwrites(tmp_path):
     again = run(args, tmp_path)
     assert again.returncode == 2 and again.stderr.startswith("snn-make-data: sim already holds")
     assert len(list((tmp_path / "sim" / "Train").glob("*/*.bin"))) == 20       # nothing lost
+
+
+def test_train_help_lists_every_setting_with_its_meaning(tmp_path):
+    from snn_lib.config import setting_docs
+    result = run(["snn-train", "--help"], tmp_path)
+    assert result.returncode == 0 and result.stdout.startswith("usage: snn-train [-m] [KEY=VALUE ...]")
+    docs = setting_docs()
+    assert len(docs) > 30 and all(meaning for _, meaning in docs.values())
+    for key, (value, _) in docs.items():
+        assert f"\n  {key}=" in result.stdout, key
+    assert "the global batch, split over the\n      processes" in result.stdout      # issue 14: said in --help
+    assert "``" not in result.stdout and list(tmp_path.iterdir()) == []
