@@ -60,7 +60,15 @@ def test_swept_keys_are_the_keys_with_several_values():
                        "-m", "exp_id=x"]) == ["seed", "data.crop"]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_joblib_launcher") is None,
+def _installed(module: str) -> bool:
+    """Whether a module can be imported; find_spec of a submodule raises when its package is missing."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not _installed("hydra_plugins.hydra_joblib_launcher"),
                     reason="the sweep extra (hydra-joblib-launcher) is not installed")
 def test_parallel_jobs_share_the_cores(toy_nmnist, tmp_path):
     result = cli(["snn-train", "-m", "seed=0,1", "exp_id=par", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
@@ -72,7 +80,7 @@ def test_parallel_jobs_share_the_cores(toy_nmnist, tmp_path):
         assert f"threads: {threads}\n" in (tmp_path / "exp" / "par" / f"seed={seed}" / "config.yaml").read_text()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,
+@pytest.mark.skipif(not _installed("hydra_plugins.hydra_submitit_launcher"),
                     reason="the sweep extra (hydra-submitit-launcher) is not installed")
 def test_the_slurm_command_of_the_readme_composes(tmp_path):
     result = cli(["snn-train", "hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu",
