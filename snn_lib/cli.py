@@ -1,4 +1,5 @@
-"""The command line: ``snn-train``, ``snn-eval`` and ``snn-make-data`` (hydra, ``key=value`` overrides).
+"""The command line: ``snn-train``, ``snn-eval``, ``snn-make-data`` and ``snn-export`` (hydra,
+``key=value`` overrides).
 
 ::
 
@@ -6,10 +7,11 @@
     snn-train data.name=nmnist_sim train.device=cpu           # offline, no download
     snn-eval checkpoint=exp/default/checkpoints/best.pt out=exp/default/eval.json
     snn-make-data out=data/nmnist_sim
+    snn-export checkpoint=exp/default/checkpoints/best.pt out=model.nir
 
 Each command builds a typed config (:mod:`snn_lib.config`) and calls a plain library function
 (:func:`snn_lib.train.run_training`, :func:`snn_lib.evaluate.evaluate_checkpoint`,
-:func:`snn_lib.data.nmnist_sim.make_sim_dataset`), so a notebook can do the same without hydra.
+:func:`snn_lib.data.nmnist_sim.make_sim_dataset`, :func:`snn_lib.export.export_checkpoint`), so a notebook can do the same without hydra.
 Nothing in :mod:`snn_lib` imports this module: it is the hydra layer of the entry points alone.
 An unknown key or a bad value is refused before any work, with one line on stderr and exit
 status 2. Hydra writes no ``outputs/`` folders.
@@ -59,6 +61,7 @@ class EvalCommand:
     split: str = "test"                 # test, or train (e.g. a folder holding only Train/)
     device: str = "auto"
     batch_size: int = 256
+    cost: bool = True                   # also count spikes, sparsity and synaptic operations (snn_lib.cost)
     data: EvalData = field(default_factory=EvalData)
 
 
@@ -71,10 +74,18 @@ class MakeDataCommand:
     seed: int = 0
 
 
+@dataclass
+class ExportCommand:
+    checkpoint: str = ""                # path of a .pt file written by snn-train (required)
+    out: str = "model.nir"              # the NIR file (HDF5) to write
+    dt: float = 1e-4                    # seconds per time step the graph assumes (snn_lib.export)
+
+
 _store = ConfigStore.instance()
 _store.store(name="snn_train_schema", node=Config)
 _store.store(name="snn_eval_schema", node=EvalCommand)
 _store.store(name="snn_make_data_schema", node=MakeDataCommand)
+_store.store(name="snn_export_schema", node=ExportCommand)
 
 
 def _to_dict(cfg) -> dict:
@@ -205,9 +216,15 @@ def _eval(cfg) -> None:
         out = Path(cfg.out) if cfg.out else None
         if out is not None:
             _writable_file(out, "out")
-        result = evaluate_checkpoint(cfg.checkpoint, _to_dict(cfg.data), cfg.split, cfg.device, cfg.batch_size)
+        result = evaluate_checkpoint(cfg.checkpoint, _to_dict(cfg.data), cfg.split, cfg.device, cfg.batch_size,
+                                     cfg.cost)
         print(f"accuracy {100 * result['accuracy']:.2f}% on {result['samples']} recordings ({cfg.split} split)"
               + (f"; written to {cfg.out}" if out else ""), flush=True)
+        if "cost" in result:
+            total, ann = result["cost"]["total"], result["cost"]["ann_twin"]
+            print(f"per recording: {total['effective_acs']:,.0f} ACs + {total['effective_macs']:,.0f} MACs "
+                  f"(dense {total['dense_ops']:,.0f}; ANN twin {ann['macs']:,.0f} MACs), "
+                  f"spike rate {total['spike_rate']:.4f}")
         if out is not None:
             atomic_write(out, json.dumps(result, indent=2))
     _guarded("snn-eval", work)
@@ -256,6 +273,17 @@ def train_help() -> str:
         lines.append(f"  {key}={_setting_text(value)}")
         lines += textwrap.wrap(plain, 96, initial_indent="      ", subsequent_indent="      ")
     return "\n".join(lines)
+
+
+def _export(cfg) -> None:
+    def work() -> None:
+        from .export import export_checkpoint
+        _setup_logging()
+        if not cfg.checkpoint:
+            raise ConfigError("checkpoint=PATH is required, e.g. checkpoint=exp/default/checkpoints/best.pt")
+        path = export_checkpoint(cfg.checkpoint, cfg.out, cfg.dt)
+        print(f"NIR graph written to {path} (dt = {cfg.dt:g} s per time step)")
+    _guarded("snn-export", work)
 
 
 def _hydra_entry(command: str, config_name: str, schema: type, task):
@@ -319,3 +347,4 @@ def report_main(argv: list[str] | None = None) -> None:
 train_main = _hydra_entry("snn-train", "snn_train", Config, _train)
 eval_main = _hydra_entry("snn-eval", "snn_eval", EvalCommand, _eval)
 make_data_main = _hydra_entry("snn-make-data", "snn_make_data", MakeDataCommand, _make_data)
+export_main = _hydra_entry("snn-export", "snn_export", ExportCommand, _export)

@@ -1,9 +1,11 @@
-"""Evaluation: accuracy, loss, per-class accuracy and confusion matrix of a model or a checkpoint.
+"""Evaluation: accuracy, loss, per-class accuracy and confusion matrix of a model or a checkpoint,
+and what it costs (spikes, sparsity, synaptic operations: :mod:`snn_lib.cost`).
 
 ::
 
     result = evaluate(model, loaders.test)                       # the model's own device
     result = evaluate_checkpoint("exp/demo/checkpoints/best.pt")  # what snn-eval prints
+    result["cost"]["total"]["effective_acs"]                     # per recording
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torch
 
 from .checkpoint import model_from_checkpoint
 from .config import Config, DataConfig
+from .cost import measure_cost
 from .data import FrameLoader, load_split
 from .device import autocast, resolve_device
 from .distributed import all_reduce_sum
@@ -49,20 +52,24 @@ def evaluate(model: torch.nn.Module, loader: FrameLoader, loss_fn=None, device: 
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data_overrides: dict | None = None, split: str = "test",
-                        device: str = "auto", batch_size: int = 256) -> dict:
+                        device: str = "auto", batch_size: int = 256, cost: bool = True) -> dict:
     """Accuracy, per-class accuracy and confusion matrix of a checkpoint on a dataset split.
 
     The frame settings (time bins, crop, denoise) always come from the checkpoint, since the model
     was trained on them; ``data_overrides`` (name, root, ...) choose the recordings. ``split`` is
     ``"test"`` or ``"train"`` as the run drew them (with ``data.test_from_train``, ``"train"`` leaves
-    the held-out recordings out).
+    the held-out recordings out). With ``cost``, ``result["cost"]`` holds
+    :func:`snn_lib.cost.measure_cost` over the same recordings.
     """
     dev = resolve_device(device)
     model, cfg = model_from_checkpoint(checkpoint, dev)
     data = DataConfig(**{**vars(cfg.data), **{k: v for k, v in (data_overrides or {}).items() if v is not None}})
     Config(data=data).validate()
     frames, labels = load_split(data, split)
-    result = evaluate(model, FrameLoader(frames, labels, batch_size, device=dev), device=dev)
+    loader = FrameLoader(frames, labels, batch_size, device=dev)
+    result = evaluate(model, loader, device=dev)
+    if cost:
+        result["cost"] = measure_cost(model, loader, device=dev)
     return {"checkpoint": str(checkpoint), "data": vars(data), "split": split, **result}
 
 

@@ -6,11 +6,12 @@ the library keeps no global figure state and a notebook shows a returned figure 
 Animations are saved as GIF with Pillow (:func:`~snn_lib.plotting.base.save_gif`), so no ffmpeg is needed, and shown in
 the book with :func:`~snn_lib.plotting.base.animation_html`.
 
-The functions live in five modules by subject and are all importable from here:
+The functions live in six modules by subject and are all importable from here:
 :mod:`~snn_lib.plotting.base` (figures and animations), :mod:`~snn_lib.plotting.training` (runs and the
 network's activity), :mod:`~snn_lib.plotting.spikes` (spike codes and the LIF neuron),
-:mod:`~snn_lib.plotting.events` (event recordings) and :mod:`~snn_lib.plotting.diagrams` (the book's
-diagrams: the LIF circuit, backpropagation through time, the CSNN's shapes, an event pixel).
+:mod:`~snn_lib.plotting.events` (event recordings), :mod:`~snn_lib.plotting.diagrams` (the book's
+diagrams: the LIF circuit, backpropagation through time, the CSNN's shapes, an event pixel) and
+:mod:`~snn_lib.plotting.cost` (spike rates and synaptic operations of :mod:`snn_lib.cost`).
 """
 
 from .base import (
@@ -31,13 +32,15 @@ from .diagrams import (
     plot_lif_circuit, plot_bptt_unrolled, csnn_shapes, plot_csnn_diagram, log_intensity_events,
     plot_log_intensity_events,
 )
+from .cost import plot_operations, plot_spike_rates
 
 __all__ = [
     "animate_events", "animate_spike_counts", "animate_spike_frames", "animation_html", "csnn_shapes",
     "log_intensity_events", "new_figure", "plot_bptt_unrolled", "plot_confusion",
     "plot_csnn_diagram", "plot_events_3d", "plot_fi_curve", "plot_frames", "plot_images", "plot_layer_activity",
     "plot_lif_circuit", "plot_lif_response", "plot_lif_trace", "plot_log_intensity_events", "plot_metric",
-    "plot_per_class_accuracy", "plot_raster", "plot_runs", "plot_recordings", "plot_spike_encodings",
-    "plot_spike_images", "plot_step_times", "plot_surrogates", "plot_test_acc", "plot_time_bins",
+    "plot_operations", "plot_per_class_accuracy", "plot_raster", "plot_recordings", "plot_runs",
+    "plot_spike_encodings", "plot_spike_images", "plot_spike_rates", "plot_step_times", "plot_surrogates",
+    "plot_test_acc", "plot_time_bins",
     "plot_train_loss", "save_gif",
 ]
