@@ -50,7 +50,8 @@ def test_epoch_time_tiny(capsys, tmp_path):
     results = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert [(r["batch"], r["amp"], r["precision"]) for r in results] == [(16, "off", "fp32"), (32, "bf16", "bf16 autocast")]
     assert all(r["n"] == 40 and r["epoch_seconds"] > 0 and len(r["epochs_seconds"]) == 2 for r in results)
-    assert results[0]["samples_per_s"] == pytest.approx(40 / results[0]["epoch_seconds"], rel=1e-2)
+    seconds = results[0]["epoch_seconds"]                 # rounded to 1 ms: a tiny epoch is tens of ms
+    assert 40 / (seconds + 0.0005) - 0.05 <= results[0]["samples_per_s"] <= 40 / max(seconds - 0.0005, 1e-9) + 0.05
     assert results[0]["peak_mb"] is None                    # measured on CUDA only
     rows = [line for line in save.read_text().splitlines() if line.startswith("| ") and "N=40" in line]
     assert len(rows) == 2

@@ -503,7 +503,10 @@ def test_a_signal_stops_the_run_in_one_line_and_it_resumes(toy_nmnist, tmp_path,
     args = ["snn-train", "exp_id=sig", f"data.root={toy_nmnist}", f"data.cache_dir={tmp_path / 'c'}",
             "data.n_time_bins=4", "model.channels=[4,8]", "train.num_epochs=40", "train.num_animations=0",
             "train.device=cpu"]
-    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # As from a terminal: a shell starts background jobs with SIGINT ignored, the child inherits that,
+    # and Python then installs no KeyboardInterrupt handler (so the Ctrl-C case failed under `pytest &`).
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     log = tmp_path / "exp" / "sig" / "train.log"
     deadline = time.time() + 240
     while time.time() < deadline and not (log.exists() and "epoch 2/40" in log.read_text()):
