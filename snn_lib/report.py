@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import csv
 import glob
+import html as html_lib
 import io
 import json
 import os
 import platform
 import re
 import statistics
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,13 +80,30 @@ def _span_notes(table: re.Match) -> str:
                   html, flags=re.S)
 
 
+CODE_WIDTH = 72
+"""Characters of a line in a code block of :func:`markdown_html` (a results file's command):
+longer lines are cut at spaces and continued, shell-style, with `` \\`` so they fit a book page."""
+
+
+def _wrap_code(block: re.Match) -> str:
+    """A ``<pre><code>`` block with lines longer than ``CODE_WIDTH`` cut at spaces."""
+    lines = []
+    for line in html_lib.unescape(block.group(2)).split("\n"):
+        parts = textwrap.wrap(line, CODE_WIDTH, subsequent_indent="    ", break_long_words=True,
+                              break_on_hyphens=False, drop_whitespace=True) if len(line) > CODE_WIDTH else [line]
+        lines.append(" \\\n".join(parts or [""]))
+    return f"{block.group(1)}{html_lib.escape(chr(10).join(lines))}</code></pre>"
+
+
 def markdown_html(text: str) -> str:
-    """Markdown with tables as HTML (headings become bold lines, to stay inside the page's outline)."""
+    """Markdown with tables as HTML (headings become bold lines, to stay inside the page's outline;
+    code lines longer than ``CODE_WIDTH`` cut and continued with `` \\``)."""
     from markdown_it import MarkdownIt
 
     text = re.sub(r"(?m)^#+\s+(.*)", r"**\1**", text)
     html = MarkdownIt("commonmark", {"breaks": True}).enable("table").render(text)
     html = re.sub(r"<table>.*?</table>", _span_notes, html, flags=re.S)
+    html = re.sub(r"(<pre><code[^>]*>)(.*?)</code></pre>", _wrap_code, html, flags=re.S)
     return f'{_STYLE}<div class="snn-results" style="overflow-x: auto">{html}</div>'
 
 

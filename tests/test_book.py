@@ -20,7 +20,8 @@ nbformat = pytest.importorskip("nbformat")
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
-CHAPTER_SOURCES = sorted(BOOK.glob("*/*.md"))          # book/NN_slug/slug.md (jupytext MyST)
+CHAPTER_SOURCES = sorted(BOOK.glob("*/*.md"))          # book/NN_slug/slug.md (jupytext MyST), appendices too
+CHAPTERS_ONLY = [p for p in CHAPTER_SOURCES if re.fullmatch(r"\d\d_.+", p.parent.name)]   # not the appendices
 NOTEBOOKS = sorted(BOOK.glob("*/*.ipynb"))
 
 
@@ -162,7 +163,7 @@ def _is_solution(cell) -> bool:
             and ("assert" in cell.source or re.search(r"^check_\w+\(", cell.source, re.MULTILINE) is not None))
 
 
-@pytest.mark.parametrize("src", CHAPTER_SOURCES, ids=_ids(CHAPTER_SOURCES))
+@pytest.mark.parametrize("src", CHAPTERS_ONLY, ids=_ids(CHAPTERS_ONLY))
 def test_chapter_ends_with_checked_exercises(src):
     nb = jupytext.read(src)
     solutions = [c for c in nb.cells if _is_solution(c)]

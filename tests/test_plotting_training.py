@@ -69,3 +69,17 @@ def test_plot_confusion_normalises_each_true_class():
     np.testing.assert_allclose(np.asarray(image), [[0.75, 0.25], [0.0, 1.0]])
     raw = plotting.plot_confusion(confusion, normalize=False).axes[0].images[0].get_array()
     np.testing.assert_allclose(np.asarray(raw), [[3, 1], [0, 4]])
+
+
+def test_animate_spike_counts_shows_the_true_class_even_while_its_bar_is_empty():
+    spk = torch.zeros(4, 10)                          # [T, C]
+    spk[:, 2] = 1                                     # class 2 spikes at every step, class 7 never
+    anim = plotting.animate_spike_counts(spk, target=7)
+    ax = anim._fig.axes[0]
+    bars = ax.patches
+    anim._func(3)                                     # the last step
+    assert [b.get_height() for b in bars][2] == 4 and bars[7].get_height() == 0
+    assert bars[7].get_linewidth() > bars[2].get_linewidth()          # outlined: visible at 0
+    tick = ax.get_xticklabels()[7]
+    assert tick.get_fontweight() == "bold" and tick.get_color() == "tab:orange"
+    assert ax.get_title() == "step 4/4: prediction 2 (true class 7)"

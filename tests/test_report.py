@@ -1,8 +1,10 @@
+import html as html_lib
 import json
+import re
 
 import torch
 
-from snn_lib.report import find_results_dir, hardware, markdown_html, results_file_html
+from snn_lib.report import CODE_WIDTH, find_results_dir, hardware, markdown_html, results_file_html
 
 
 def test_hardware_names_the_cpu_and_threads():
@@ -32,3 +34,16 @@ def test_results_file_html_shows_json_as_text(tmp_path):
     path.write_text(json.dumps({"ratio": 2.5}))
     html = results_file_html(path, open_=True)
     assert html.startswith("<details open>") and "benchmarks/results/r.json" in html and "&quot;ratio&quot;: 2.5" in html
+
+
+def test_markdown_code_lines_are_cut_to_the_page_and_continued():
+    command = ("python scripts/real_1k_sweep.py --root ../shared/data/nmnist-real-1k --seeds 0 1 2 "
+               "--out benchmarks/results/x.md data.cache_dir=/tmp/cache 'a<b'")
+    html = markdown_html(f"Command:\n\n    {command}\n\n    short\n")
+    code = html_lib.unescape(re.search(r"<pre><code>(.*?)</code></pre>", html, re.S).group(1))
+    wrapped, rest = code.split("\n\n")
+    lines = wrapped.split("\n")
+    assert len(lines) > 1 and all(len(line) <= CODE_WIDTH + 2 for line in lines)
+    assert all(line.endswith(" \\") for line in lines[:-1]) and rest.strip() == "short"
+    assert "&lt;b" in html and "'a<b'" not in html              # still escaped
+    assert " ".join(line.rstrip("\\").strip() for line in lines) == command   # cut at spaces only

@@ -80,7 +80,8 @@ def animate_spike_counts(spk: torch.Tensor | np.ndarray, target: int | None = No
                          interval_ms: int = 80) -> FuncAnimation:
     """A bar per class that grows as output spikes arrive: ``spk [T, C]`` of one recording.
 
-    The bar of ``target`` is drawn in another colour; the title gives the time step and the
+    The bar of ``target`` is drawn in another colour, with an outline and its class number in bold
+    beneath, so that it shows even while it is empty; the title gives the time step and the
     current prediction.
     """
     spikes = _np(spk)
@@ -92,11 +93,15 @@ def animate_spike_counts(spk: torch.Tensor | np.ndarray, target: int | None = No
     bars = ax.bar(range(classes), counts[0], color=colours)
     ax.set(xlabel="class", ylabel="output spikes so far", xticks=range(classes),
            ylim=(0, max(1.0, counts[-1].max()) * 1.1))
+    if target is not None:                                  # visible at height 0 too
+        bars[target].set(edgecolor="tab:orange", linewidth=2.5)
+        tick = ax.get_xticklabels()[target]
+        tick.set(color="tab:orange", fontweight="bold")
 
     def draw(t: int):
         for bar, height in zip(bars, counts[t]):
             bar.set_height(height)
-        label = f" (target {target})" if target is not None else ""
+        label = f" (true class {target})" if target is not None else ""
         ax.set_title(f"step {t + 1}/{steps}: prediction {int(counts[t].argmax())}{label}")
         return bars
 
