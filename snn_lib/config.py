@@ -142,14 +142,14 @@ class TrainConfig:
     batch_size: int = 32
     #: Learning rate of the Adam optimiser.
     lr: float = 2e-3
-    #: How the learning rate changes, once per epoch (``torch.optim.lr_scheduler``): ``none``,
+    #: How the learning rate changes, once per epoch (``torch.optim.lr_scheduler``), ``none``,
     #: ``cosine`` (from ``lr`` down to 0 at the last epoch) or ``onecycle`` (up to ``lr``, then
     #: down); its state is saved in the checkpoints, so a resumed run continues it exactly.
     lr_schedule: str = "none"
     #: Decoupled weight decay (AdamW) per step, as a fraction of ``lr``; 0 keeps plain Adam.
     weight_decay: float = 0.0
-    #: Which split chooses ``best.pt`` and early stopping: ``val`` (the validation split of
-    #: ``data.val_from_train``) or ``test`` (only as an explicit, logged choice: the test
+    #: Which split chooses ``best.pt`` and early stopping, ``val`` (the validation split of
+    #: ``data.val_from_train``) or ``test`` (only as an explicit, logged choice, for the test
     #: accuracy is then no longer an unbiased estimate). Without a validation split, ``test``.
     select_on: str = "val"
     #: Stop when the chosen split's accuracy has not improved for this many epochs; 0 never stops
