@@ -225,6 +225,18 @@ def test_each_augmentation_is_deterministic_per_seed_epoch_and_recording():
     assert len(augmentation(["noise", "shift"]).transforms) == 2
 
 
+def test_plot_event_images_shows_each_recording_with_its_events():
+    from snn_lib import plotting
+    events = read_events(list_recordings(sample_root(), "train")[0].path)
+    shifted = augment_events(events, ["drop_event"], 0, 1, 0)
+    fig = plotting.plot_event_images({"original": events, "drop_event": shifted}, columns=3)
+    panels = [ax for ax in fig.axes if ax.images]
+    assert len(panels) == 2 and len(fig.axes) == 3
+    assert panels[1].get_title() == f"drop_event\n{len(shifted)} events"
+    image = panels[0].images[0].get_array()
+    assert image.sum() == (events["p"] > 0).sum() - (events["p"] == 0).sum()
+
+
 def test_shift_moves_every_event_by_the_same_offset():
     events = np.zeros(3, dtype=[("x", "<i8"), ("y", "<i8"), ("t", "<i8"), ("p", "<i8")])
     events["x"], events["y"], events["t"] = [0, 10, 33], [5, 5, 5], [1, 2, 3]
