@@ -63,6 +63,15 @@ def test_best_checkpoint_is_chosen_on_validation_and_test_is_for_the_record(toy_
     assert "chosen on the val accuracy" in (result.run_dir / "train.log").read_text()
 
 
+def test_snn_eval_evaluates_the_validation_split(toy_nmnist, tmp_path):
+    from snn_lib.evaluate import evaluate_checkpoint
+    cfg = tiny_config(toy_nmnist, tmp_path, num_epochs=1, num_animations=0)
+    cfg.data.augment = ("shift",)
+    result = run_training(cfg)
+    report = evaluate_checkpoint(result.run_dir / "checkpoints" / "best.pt", split="val", device="cpu", cost=False)
+    assert report["samples"] == 10 and report["accuracy"] == pytest.approx(result.history[0]["val_acc"])
+
+
 def test_selection_on_test_is_explicit_and_logged(toy_nmnist, tmp_path):
     cfg = tiny_config(toy_nmnist, tmp_path, num_epochs=2, num_animations=0, select_on="test")
     result = run_training(cfg)
