@@ -8,7 +8,8 @@ has no random translation), applied to a recording's events ``(x, y, t, p)``:
                     (the same random shift for every event); events leaving the 34 x 34
                     sensor are dropped
 ``spatial_jitter``  ``tonic.transforms.SpatialJitter``: move each event by a Gaussian
-                    offset (variance ``SPATIAL_VAR_PX2`` px^2), dropping those that leave
+                    offset (variance ``SPATIAL_VAR_PX2`` px^2, truncated to whole pixels by
+                    the integer coordinates), dropping those that leave
 ``time_jitter``     ``tonic.transforms.TimeJitter``: add Gaussian noise of ``TIME_STD_US``
                     microseconds to each timestamp
 ``drop_event``      ``tonic.transforms.DropEvent``: drop a random fraction (up to

@@ -177,22 +177,22 @@ def plot_recordings(recordings: dict[str, np.ndarray], bin_ms: float = 2.0) -> F
 
 def plot_event_images(recordings: dict[str, np.ndarray], columns: int = 4,
                       size: tuple[int, int] = (34, 34)) -> Figure:
-    """Recordings as images, one panel each, titled by name and event count: ON minus OFF events
-    per pixel over the whole recording (blue ON, red OFF), on one colour scale for all panels (an
-    augmented recording beside its original, chapter 6)."""
+    """Recordings as images, one panel each, titled by name and event count: the events per pixel
+    over the whole recording, ON and OFF together (as :func:`plot_recordings`), on one grey scale
+    for all panels (an augmented recording beside its original, chapter 6)."""
     images = {}
     for name, events in recordings.items():
-        x, y, _, p = _event_fields(events)
+        x, y, _, _ = _event_fields(events)
         image = np.zeros(size[::-1])
-        np.add.at(image, (y, x), np.where(p > 0, 1.0, -1.0))
+        np.add.at(image, (y, x), 1.0)
         images[name] = (image, len(x))
-    lim = max([1.0] + [float(np.abs(im).max()) for im, _ in images.values()])
+    top = max([1.0] + [float(im.max()) for im, _ in images.values()])
     rows = -(-len(images) // columns)
     fig = new_figure(1.75 * columns, 1.95 * rows)
     axes = fig.subplots(rows, columns, squeeze=False)
-    for ax in axes.flat[len(images):]:
+    for ax in axes.flat:
         ax.axis("off")
     for ax, (name, (image, count)) in zip(axes.flat, images.items()):
-        _signed_image(ax, image, lim)
+        ax.imshow(image, cmap="gray_r", vmin=0, vmax=top)
         ax.set_title(f"{name}\n{count} events", fontsize=8)
     return fig
