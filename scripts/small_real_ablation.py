@@ -47,8 +47,15 @@ ROWS = {
     "simulated recordings mixed in": ["data.sim_mix=1500", "data.sim_mix_epochs=4", *SIM],
     "cosine lr schedule + weight decay": ["train.lr_schedule=cosine", "train.weight_decay=0.01"],
     "event augmentation": ["data.augment=[shift,drop_event]"],
+    "recipe with more simulated data": ["+experiment=small_real", "data.sim_mix=3790", "data.sim_mix_epochs=8",
+                                        "train.num_epochs=14", *SIM],
 }
-"""Each row's settings on top of the defaults (``+experiment=small_real`` means the recipe's file)."""
+"""Each row's settings on top of the defaults (``+experiment=small_real`` means the recipe's file,
+then the settings after it)."""
+
+RECIPE_AT_FIRST = ["data.val_from_train=0.1", "data.sim_mix=1500", "data.sim_mix_epochs=4", "train.num_epochs=10",
+                   "train.lr=0.002", "train.lr_schedule=cosine"]
+"""What snn_lib/conf/experiment/small_real.yaml held when the "recipe" row was run."""
 
 RECIPE = Path(__file__).resolve().parents[1] / "snn_lib" / "conf" / "experiment" / "small_real.yaml"
 
@@ -68,7 +75,7 @@ def recipe_settings() -> list[str]:
 def row_config(row: str, seed: int, args, common: list[str]) -> Config:
     items = []
     for item in ROWS[row]:
-        items += recipe_settings() if item == "+experiment=small_real" else [item]
+        items += RECIPE_AT_FIRST if item == "+experiment=small_real" else [item]
     folder = row.split(" (")[0].replace(" ", "_").replace("+", "")
     cfg = Config(exp_id=f"seed={seed}", seed=seed, exp_root=str(Path(args.exp_root) / folder))
     cfg = apply_overrides(cfg, [f"data.root={args.root}", "data.test_from_train=0.1", "data.val_from_train=0.1",
@@ -129,9 +136,10 @@ def table(results: dict, args, command: str) -> str:
         lines.append(f"| {row} | {settings} | {chosen['n']} ({', '.join(str(r['seed']) for r in runs)}) | "
                      f"**{100 * chosen['mean']:.1f}%**{std} | {100 * chosen['min']:.0f}-{100 * chosen['max']:.0f}% | "
                      f"{100 * last['mean']:.1f}% | {epochs} | {statistics.fmean(r['wall'] for r in runs) / 60:.1f} min |")
-    lines += ["", f"`sim` settings: {' '.join(f'`{i}`' for i in SIM)}. The recipe's settings: "
-              f"{' '.join(f'`{i}`' for i in recipe_settings())} (snn_lib/conf/experiment/small_real.yaml).",
-              f"Every row: {args.epochs} epochs, batch 32, Adam lr 0.002 unless the row says otherwise, T=25, the "
+    lines += ["", f"`sim` settings: {' '.join(f'`{i}`' for i in SIM)}. `+experiment=small_real` in a row: "
+              f"{' '.join(f'`{i}`' for i in RECIPE_AT_FIRST)} (the first snn_lib/conf/experiment/small_real.yaml), then "
+              f"the row's other settings. The file now holds: {' '.join(f'`{i}`' for i in recipe_settings())}.",
+              f"Every row: {args.epochs} epochs unless it says otherwise, batch 32, Adam lr 0.002 unless the row says otherwise, T=25, the "
               "default CSNN (12C5-MP2-64C5-MP2-FC10, model.impl=fast), float32.",
               "Wall time: the whole `run_training` call (data from the frame cache, training, evaluation of the "
               "validation and test splits every epoch, checkpoints), on a machine whose two cores were shared with "
