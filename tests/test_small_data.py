@@ -13,6 +13,7 @@ import torch
 from conftest import make_toy_nmnist, tiny_config
 from snn_lib.checkpoint import load_checkpoint, save_checkpoint, upgrade_config
 from snn_lib.config import AUGMENTATIONS, Config, ConfigError, DataConfig, ModelConfig, apply_overrides
+from snn_lib.errors import DataError
 from snn_lib.data import (TrainingEpochs, list_recordings, load_sim_mix, load_split, make_loaders, read_events,
                           sample_root, split_recordings)
 from snn_lib.data.augment import RandomShift, augment_events, augmentation
@@ -41,6 +42,14 @@ def test_validation_split_is_per_class_fixed_and_disjoint(tmp_path):
     assert splits == split_recordings(cfg, root)                                        # fixed
     no_val = split_recordings(DataConfig(root=str(root), test_from_train=0.1, val_from_train=0.0), root)
     assert paths(no_val["test"]) == test and no_val["val"] == []       # the test set does not move
+
+
+def test_a_validation_split_too_small_for_any_recording_is_refused_when_used(tmp_path):
+    root = make_toy_nmnist(tmp_path / "d", {"Train": 1, "Test": 1})
+    cfg = DataConfig(root=str(root), cache_dir=str(tmp_path / "c"), n_time_bins=4)
+    assert len(load_split(cfg, "test")[1]) == 10                    # the other splits still load
+    with pytest.raises(DataError, match="leaves no validation recording .* set data.val_from_train=0"):
+        load_split(cfg, "val")
 
 
 def test_split_val_needs_a_validation_split(toy_nmnist, tmp_path):

@@ -210,13 +210,15 @@ def test_run_result_holds_the_best_model_and_the_data(toy_nmnist, tmp_path):
 
 def test_evaluate_checkpoint_rebuilds_model_and_data(toy_nmnist, tmp_path):
     cfg = tiny_config(toy_nmnist, tmp_path, num_epochs=1, num_animations=0)
-    cfg.data.test_from_train = 0.25                     # 60 train / 20 held out of Train/
+    cfg.data.test_from_train = 0.25                     # 50 train / 10 validation / 20 held out of Train/
     result = run_training(cfg)
     report = evaluate_checkpoint(result.run_dir / "checkpoints" / "best.pt", device="cpu")
     assert report["split"] == "test" and report["samples"] == 20
     assert report["accuracy"] == pytest.approx(result.history[-1]["test_acc"])
     train = evaluate_checkpoint(result.run_dir / "checkpoints" / "best.pt", split="train", device="cpu")
-    assert train["samples"] == 60                       # the held-out recordings stay out
+    assert train["samples"] == 50                       # the held-out recordings stay out
+    val = evaluate_checkpoint(result.run_dir / "checkpoints" / "best.pt", split="val", device="cpu")
+    assert val["samples"] == 10 and val["accuracy"] == pytest.approx(result.history[-1]["val_acc"])
     other = evaluate_checkpoint(result.run_dir / "checkpoints" / "best.pt", {"test_from_train": 0.0},
                                 device="cpu")
     assert other["samples"] == 30                        # Test/ of the same folder

@@ -88,7 +88,7 @@ def split_recordings(cfg: DataConfig, root: Path) -> dict[str, list[Recording]]:
         train, val = _hold_out(train, cfg.val_from_train * whole / max(len(train), 1), VAL_SEED, at_least_one=True)
     splits = {"train": train[::cfg.subset], "val": val[::cfg.subset], "test": test[::cfg.subset]}
     for name, recordings in splits.items():
-        if name == "val" and not cfg.val_from_train:
+        if name == "val":                   # checked where it is used (load_split): it may lack a class
             continue
         missing = sorted(set(range(10)) - {rec.label for rec in recordings})
         if missing:
@@ -109,6 +109,10 @@ def load_split(cfg: DataConfig, split: str) -> tuple[torch.Tensor, torch.Tensor]
         raise ConfigError("split=val but data.val_from_train=0: there is no validation split; set "
                           "data.val_from_train to the fraction the run held out (0.1 by default).")
     recordings = split_recordings(cfg, dataset_root(cfg))[split]
+    if split == "val" and not recordings:
+        raise DataError(f"data.val_from_train={cfg.val_from_train} leaves no validation recording in {cfg.root}: a "
+                        "class needs 2 or more training recordings to give one; add recordings or set "
+                        "data.val_from_train=0 (best.pt is then chosen on the test set).")
     frames, labels = cached_frames(recordings, cfg.n_time_bins, cfg.denoise_us, cfg.crop, cache_dir_of(cfg),
                                    desc=f"{split} frames")
     check_blank(frames, recordings, split)
