@@ -93,7 +93,8 @@ def curves_csv(results: dict) -> str:
     """Every epoch of every finished run: row, seed and the columns of its metrics.csv."""
     from snn_lib.rundir import METRICS, read_metrics_csv
     lines = [",".join(["row", "seed", *METRICS])]
-    for folder, r in sorted(results.items(), key=lambda kv: (list(ROWS).index(kv[1]["row"]), kv[1]["seed"])):
+    order = {row: i for i, row in enumerate(ROWS)}
+    for folder, r in sorted(results.items(), key=lambda kv: (order.get(kv[1]["row"], len(order)), kv[1]["seed"])):
         for m in read_metrics_csv(Path(folder) / "metrics.csv"):
             lines.append(",".join([f'"{r["row"]}"', str(r["seed"]), *(f"{m[k]:.6g}" for k in METRICS)]))
     return "\n".join(lines) + "\n"
