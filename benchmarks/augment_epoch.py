@@ -16,6 +16,7 @@ Each timing is the best of ``--rounds``; the training epoch is one ``train_epoch
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from datetime import datetime, timezone
@@ -47,6 +48,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workers", type=int, default=0, help="framing processes (0: as snn-train chooses)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the training epoch")
+    parser.add_argument("--sets", nargs="+", default=[], help="only these rows, by label (default: all)")
     parser.add_argument("--save", default="")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -56,6 +58,8 @@ def main() -> None:
         "shift + drop_event": ("shift", "drop_event"), "all six": AUGMENTATIONS}
     rows = []
     for label, names in sets.items():
+        if args.sets and label not in args.sets:
+            continue
         seconds = best_of(args.rounds, lambda: frames_of_recordings(
             recordings, data.n_time_bins, workers=args.workers, augment=(names, 0, 1) if names else ()))
         rows.append((label, seconds))
@@ -66,7 +70,7 @@ def main() -> None:
     loader = FrameLoader(frames, labels, cfg.batch_size, shuffle=True)
     epoch = best_of(1, lambda: train_epoch(model, loader, optimizer, make_loss(cfg.loss), cfg, torch.device("cpu")))
     lines = ["# Event augmentation: framing the training split on the fly, against an epoch of training", "",
-             f"Made by `python benchmarks/augment_epoch.py {' '.join(sys.argv[1:])}` on "
+             f"Made by `python benchmarks/augment_epoch.py {shlex.join(sys.argv[1:])}` on "
              f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {hardware('cpu')}, torch {torch.__version__}.", "",
              f"{len(recordings)} real training recordings (the 1,000-recording set less its test and validation "
              f"splits), T={data.n_time_bins}; best of {args.rounds} rounds.", "",
