@@ -322,9 +322,9 @@ def _train_changes(old: Config, cfg: Config) -> list[str]:
     return [f"train.{k} {before[k]} -> {after[k]}" for k in after if k != "resume" and before.get(k) != after[k]]
 
 
-_REFUSED_ON_RESUME = ("lr_schedule", "select_on", "init_from")
-"""train.* settings a resumed run cannot change: the schedule's state, the choice of best.pt and
-the starting weights belong to the run."""
+_REFUSED_ON_RESUME = ("lr_schedule", "init_from")
+"""train.* settings a resumed run cannot change: the schedule's state and the starting weights
+belong to the run (and so does the split that chooses best.pt, :func:`selected_on`)."""
 
 
 def run_training(cfg: Config, loaders: Loaders | None = None) -> RunResult:
@@ -376,6 +376,10 @@ def _run(cfg: Config, run_dir: Path, device: torch.device, resume_state: dict | 
                 raise ConfigError(f"train.resume=true but train.{key}={getattr(cfg.train, key)!r} differs from the "
                                   f"run's {getattr(old.train, key)!r} ({last_path}); resume with the run's value, or "
                                   "start a new exp_id.")
+        if selected_on(old) != selected_on(cfg):
+            raise ConfigError(f"train.resume=true but best.pt would be chosen on the {selected_on(cfg)} split, and the "
+                              f"run chose it on the {selected_on(old)} split ({last_path}); resume with "
+                              f"train.select_on={selected_on(old)}, or start a new exp_id.")
         if cfg.train.lr_schedule != "none" and old.train.num_epochs != cfg.train.num_epochs:
             raise ConfigError(f"train.resume=true but train.num_epochs={cfg.train.num_epochs} differs from the run's "
                               f"{old.train.num_epochs}, over which its train.lr_schedule={cfg.train.lr_schedule} was "

@@ -126,10 +126,17 @@ def test_resuming_a_run_from_before_the_validation_split_says_how(toy_nmnist, tm
     cfg = tiny_config(toy_nmnist, tmp_path, num_epochs=1, num_animations=0)
     cfg.data.val_from_train = 0.0                                   # what older runs were
     run_training(cfg)
+    last = cfg.run_dir / "checkpoints" / "last.pt"
+    state = torch.load(last, weights_only=True)                    # as written before the validation split
+    del state["config"]["data"]["val_from_train"], state["config"]["train"]["select_on"]
+    torch.save(state, last)
     cfg.data.val_from_train, cfg.train.resume, cfg.train.num_epochs = 0.1, True, 2
     with pytest.raises(ConfigError, match=r"data.val_from_train 0.0 -> 0.1\) \(the run was made before the "
                                           r"validation split: resume it with data.val_from_train=0\)"):
         run_training(cfg)
+    cfg.data.val_from_train = 0.0                                   # as the refusal says: it resumes
+    result = run_training(cfg)
+    assert [r["epoch"] for r in result.history] == [1, 2] and result.selected_on == "test"
 
 
 # ---- the settings ------------------------------------------------------------------------------
