@@ -22,4 +22,8 @@ run --rows "simulated recordings mixed in" &
 run --rows "cosine lr schedule + weight decay" &
 run --rows "event augmentation" &
 wait
+SEEDS="0 3" run --rows "recipe, longer" &      # tried last, once the table above was in
+SEEDS="1 4" run --rows "recipe, longer" &
+SEEDS="2" run --rows "recipe, longer" &
+wait
 run --tables-only
