@@ -8,6 +8,7 @@ and dicts::
     config         the full Config of the run, as a plain dict
     epoch          the last epoch trained
     best_epoch     the epoch whose weights best.pt of the same run holds
+    scheduler      the learning-rate schedule's state dict (train.lr_schedule), or None
     history        one row of metrics per epoch (metrics.csv)
     metrics        the last row
     frame_shape    (T, 2, H, W) of one recording: with the config, enough to rebuild the model
@@ -66,7 +67,7 @@ def tensors_digest(obj) -> str:
 
 def save_checkpoint(path: str | Path, model: CSNN, optimizer: torch.optim.Optimizer | None, cfg: Config,
                     epoch: int, history: list[dict], frame_shape: tuple[int, ...],
-                    best_epoch: int | None = None) -> Path:
+                    best_epoch: int | None = None, scheduler=None) -> Path:
     """Write a self-describing checkpoint atomically and durably (a killed run, a crash or a full
     disk never leaves half a file in its place); a one-line SnnError names a file that cannot be
     written."""
@@ -74,7 +75,8 @@ def save_checkpoint(path: str | Path, model: CSNN, optimizer: torch.optim.Optimi
     model_state = model.state_dict()
     optimizer_state = optimizer.state_dict() if optimizer else None
     state = {"model": model_state, "optimizer": optimizer_state, "config": config_to_dict(cfg), "epoch": epoch,
-             "best_epoch": best_epoch, "history": history, "metrics": history[-1] if history else {},
+             "best_epoch": best_epoch, "scheduler": scheduler.state_dict() if scheduler is not None else None,
+             "history": history, "metrics": history[-1] if history else {},
              "frame_shape": list(frame_shape),
              "digest": {"model": tensors_digest(model_state), "optimizer": tensors_digest(optimizer_state)},
              "snn_lib_format": FORMAT}
@@ -112,7 +114,20 @@ def load_checkpoint(path: str | Path) -> dict:
           or digest.get("optimizer") != tensors_digest(state["optimizer"])):
         raise SnnError(f"checkpoint '{path}' is damaged: its tensors do not match the digest stored with them "
                        "(bytes changed on disk or in transfer); use another copy.")
+    if isinstance(state["config"], dict):
+        state["config"] = upgrade_config(state["config"])
     return state
+
+
+def upgrade_config(config: dict) -> dict:
+    """A checkpoint's (or config.yaml's) config dict with the settings older versions did not
+    have set to what those versions did: no validation split (``data.val_from_train=0``), so
+    ``best.pt`` was chosen on the test set (``train.select_on=test``)."""
+    config = {**config, "data": dict(config.get("data", {})), "train": dict(config.get("train", {}))}
+    config["data"].setdefault("val_from_train", 0.0)
+    if config["data"]["val_from_train"] == 0.0:
+        config["train"].setdefault("select_on", "test")
+    return config
 
 
 def model_weights(state: dict) -> dict:
@@ -160,4 +175,4 @@ def repair_best(last_path: str | Path, best_path: str | Path, last: dict) -> boo
 
 
 __all__ = ["FORMAT", "load_checkpoint", "model_from_checkpoint", "model_weights", "repair_best", "save_checkpoint",
-           "tensors_digest"]
+           "tensors_digest", "upgrade_config"]

@@ -58,7 +58,7 @@ class EvalData:
 class EvalCommand:
     checkpoint: str = ""                # path of a .pt file written by snn-train (required)
     out: str = ""                       # JSON file for the results; "" = print only
-    split: str = "test"                 # test, or train (e.g. a folder holding only Train/)
+    split: str = "test"                 # test, val (the validation split) or train
     device: str = "auto"
     batch_size: int = 256
     cost: bool = True                   # also count spikes, sparsity and synaptic operations (snn_lib.cost)
@@ -180,7 +180,8 @@ def _train(cfg) -> None:
         run_cfg = _sweep_job(config_from_dict(_to_dict(cfg)).validate())
         result = run_training(run_cfg)
         if os.environ.get("RANK", "0") == "0":          # under torchrun, process 0 speaks for all
-            print(f"best test accuracy {100 * result.best_test_acc:.2f}%; results in {result.run_dir}/", flush=True)
+            print(f"test accuracy {100 * result.best_test_acc:.2f}% at epoch {result.best_epoch} (best.pt, chosen on the "
+                  f"{result.selected_on} split); results in {result.run_dir}/", flush=True)
 
     if not multirun:
         _guarded("snn-train", work)

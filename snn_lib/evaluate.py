@@ -57,13 +57,15 @@ def evaluate_checkpoint(checkpoint: str | Path, data_overrides: dict | None = No
 
     The frame settings (time bins, crop, denoise) always come from the checkpoint, since the model
     was trained on them; ``data_overrides`` (name, root, ...) choose the recordings. ``split`` is
-    ``"test"`` or ``"train"`` as the run drew them (with ``data.test_from_train``, ``"train"`` leaves
-    the held-out recordings out). With ``cost``, ``result["cost"]`` holds
+    ``"test"``, ``"val"`` (the validation split) or ``"train"`` as the run drew them (``"train"``
+    leaves the held-out recordings out, and is never augmented nor mixed with simulated
+    recordings). With ``cost``, ``result["cost"]`` holds
     :func:`snn_lib.cost.measure_cost` over the same recordings.
     """
     dev = resolve_device(device)
     model, cfg = model_from_checkpoint(checkpoint, dev)
-    data = DataConfig(**{**vars(cfg.data), **{k: v for k, v in (data_overrides or {}).items() if v is not None}})
+    data = DataConfig(**{**vars(cfg.data), **{k: v for k, v in (data_overrides or {}).items() if v is not None},
+                         "augment": (), "sim_mix": 0})      # the training split's extras: not evaluated
     Config(data=data).validate()
     frames, labels = load_split(data, split)
     loader = FrameLoader(frames, labels, batch_size, device=dev)

@@ -127,8 +127,10 @@ class RunLock:
 
 # ---- files of a run ----------------------------------------------------------------------------
 
-#: The columns of ``metrics.csv``, one row per epoch.
-METRICS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_seconds", "samples_per_second"]
+#: The columns of ``metrics.csv``, one row per epoch (``val_loss``, ``val_acc`` and ``lr`` are
+#: empty in the rows of runs made before the validation split, NaN for a run without one).
+METRICS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr", "epoch_seconds",
+           "samples_per_second"]
 
 
 def write_metrics_csv(path: str | Path, history: list[dict]) -> None:
@@ -137,14 +139,16 @@ def write_metrics_csv(path: str | Path, history: list[dict]) -> None:
     writer = csv.DictWriter(text, fieldnames=METRICS)
     writer.writeheader()
     for row in history:
-        writer.writerow({k: row[k] for k in METRICS})
+        writer.writerow({k: row.get(k, "") for k in METRICS})
     atomic_write(path, text.getvalue())
 
 
 def read_metrics_csv(path: str | Path) -> list[dict]:
-    """The rows of a run's ``metrics.csv`` (epoch as int, the rest as float)."""
+    """The rows of a run's ``metrics.csv`` (epoch as int, the rest as float); a column an older
+    run did not write, or left empty, is left out of its rows."""
     with open(path, newline="") as f:
-        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
+        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v not in ("", None)}
+                for row in csv.DictReader(f)]
 
 
 @contextlib.contextmanager

@@ -8,10 +8,16 @@ It leaves in ``exp/{exp_id}/``::
 
     config.yaml        the full configuration of the run
     train.log          a readable log, one line per epoch
-    metrics.csv        epoch, train_loss, train_acc, test_loss, test_acc, epoch_seconds, samples_per_second
-    checkpoints/       last.pt (every epoch) and best.pt (best test accuracy), self-describing
+    metrics.csv        epoch, train_loss, train_acc, val_loss, val_acc, test_loss, test_acc, lr,
+                       epoch_seconds, samples_per_second
+    checkpoints/       last.pt (every epoch) and best.pt (best validation accuracy), self-describing
     train_loss.png     test_acc.png
     spike_bar_{i}_target{t}.gif    output spike counters of a few test digits
+
+Choices are made on the validation split (``data.val_from_train``): ``best.pt`` is the epoch of
+the best validation accuracy (the first, on a tie), and ``train.early_stop`` counts the epochs
+since it. The test set is evaluated every epoch for the record only. ``train.select_on=test``
+chooses on the test set instead (logged as such); so does a run without a validation split.
 
 One step of training, :func:`train_step`, is used everywhere: by :func:`train_epoch` (and so by
 ``snn-train``), by the speed benchmarks and by the book.
@@ -32,8 +38,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import load_checkpoint, model_weights, repair_best, save_checkpoint
-from .config import Config, TrainConfig, config_from_dict, config_from_yaml, config_to_dict, config_to_yaml
+from .checkpoint import load_checkpoint, model_weights, repair_best, save_checkpoint, upgrade_config
+from .config import Config, TrainConfig, config_from_dict, config_to_dict, config_to_yaml
 from .data import FrameLoader, Loaders, make_loaders
 from .device import autocast, check_amp, configure_backends, grad_scaler, keep_freed_cpu_memory, resolve_device
 from .distributed import World, all_reduce_sum, barrier, device_of, from_main, process_group, world_from_env, wrap
@@ -200,20 +206,71 @@ def save_spike_animations(model: torch.nn.Module, loader: FrameLoader, run_dir: 
 class RunResult:
     run_dir: Path
     history: list[dict] = field(default_factory=list)
-    best_test_acc: float = 0.0
+    best_test_acc: float = 0.0          # the test accuracy of best.pt's epoch (chosen on select_on)
     model: CSNN | None = None           # with the weights of the best epoch
     loaders: Loaders | None = None      # the data the run used, still in memory
+    best_epoch: int = 0                 # the epoch best.pt holds
+    selected_on: str = "val"            # the split that chose it: "val" or "test"
+
+
+def selected_on(cfg: Config) -> str:
+    """The split that chooses ``best.pt`` and early stopping: ``train.select_on``, or ``test``
+    when the run has no validation split."""
+    return cfg.train.select_on if cfg.data.val_from_train > 0 else "test"
+
+
+def stops_early(history: list[dict], best_epoch: int | None, patience: int) -> bool:
+    """``train.early_stop``: True when ``patience`` epochs (> 0) have passed since ``best_epoch``."""
+    return bool(patience and history and best_epoch is not None and history[-1]["epoch"] - best_epoch >= patience)
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam at ``train.lr``; AdamW (decoupled weight decay) when ``train.weight_decay`` > 0."""
+    if cfg.weight_decay:
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
+    """The ``train.lr_schedule`` of ``optimizer``, stepped once per epoch; None for ``none``."""
+    if cfg.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.num_epochs)
+    if cfg.lr_schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.num_epochs + 1)
+    return None
+
+
+def init_weights(model: CSNN, path: str, cfg: Config, frame_shape: tuple[int, ...]) -> None:
+    """``train.init_from``: load the weights of the checkpoint ``path`` into ``model``; the
+    architecture (model settings that shape the weights, and the frame shape) must be the same,
+    else a one-line ConfigError."""
+    state = load_checkpoint(path)
+    old = config_from_dict(upgrade_config(state["config"]))
+    shaping = ("channels", "kernel_size", "learn_beta", "learn_threshold")
+    differ = [f"model.{k} {getattr(old.model, k)} -> {getattr(cfg.model, k)}" for k in shaping
+              if getattr(old.model, k) != getattr(cfg.model, k)]
+    if tuple(state["frame_shape"]) != tuple(frame_shape):
+        differ.append(f"frame shape {tuple(state['frame_shape'])} -> {tuple(frame_shape)}")
+    if differ:
+        raise ConfigError(f"train.init_from={path} was trained with another architecture ({'; '.join(differ)}); "
+                          "use the same model.* settings, data.n_time_bins and data.crop, or another checkpoint.")
+    try:
+        model.load_state_dict(model_weights(state), strict=True)
+    except RuntimeError as err:
+        raise ConfigError(f"train.init_from={path}: its weights do not fit this model "
+                          f"({str(err).splitlines()[0]}); use a checkpoint of the same architecture.") from None
 
 
 def loaders_on(loaders: Loaders, device: torch.device) -> Loaders:
     """``loaders`` with their recordings on ``device`` (copies of the loaders; the caller's stay as
     they are): batches are then cut and made float32 on the device, not copied from the CPU."""
     moved = []
-    for loader in (loaders.train, loaders.test):
-        loader = copy.copy(loader)
-        loader.frames, loader.labels = loader.frames.to(device), loader.labels.to(device)
+    for loader in (loaders.train, loaders.test, loaders.val):
+        if loader is not None:
+            loader = copy.copy(loader)
+            loader.frames, loader.labels = loader.frames.to(device), loader.labels.to(device)
         moved.append(loader)
-    return Loaders(train=moved[0], test=moved[1])
+    return Loaders(train=moved[0], test=moved[1], val=moved[2])
 
 
 def _resume_state(cfg: Config, run_dir: Path) -> dict | None:
@@ -235,7 +292,9 @@ def _resume_state(cfg: Config, run_dir: Path) -> dict | None:
                           "train.resume out to start a new run.")
     if not last_path.is_file():                      # stopped before its first epoch ended
         if (run_dir / "config.yaml").is_file():
-            _check_same_run(config_from_yaml((run_dir / "config.yaml").read_text()), cfg, run_dir / "config.yaml")
+            import yaml
+            old = config_from_dict(upgrade_config(yaml.safe_load((run_dir / "config.yaml").read_text()) or {}))
+            _check_same_run(old, cfg, run_dir / "config.yaml")
         return None
     state = load_checkpoint(last_path)
     _check_same_run(config_from_dict(state["config"]), cfg, last_path)
@@ -245,9 +304,13 @@ def _resume_state(cfg: Config, run_dir: Path) -> dict | None:
 def _check_same_run(old: Config, cfg: Config, path: Path) -> None:
     """Resuming continues the same run: the data, model and seed must be those of ``path``."""
     for part in ("data", "model"):
-        if config_to_dict(getattr(old, part)) != config_to_dict(getattr(cfg, part)):
-            raise ConfigError(f"train.resume=true but the {part} settings differ from those in {path}; "
-                              f"resume with the same {part}.* settings, or start a new exp_id.")
+        before, after = config_to_dict(getattr(old, part)), config_to_dict(getattr(cfg, part))
+        if before != after:
+            differ = ", ".join(f"{part}.{k} {before.get(k)} -> {after[k]}" for k in after if before.get(k) != after[k])
+            hint = (" (the run was made before the validation split: resume it with data.val_from_train=0)"
+                    if part == "data" and "val_from_train" in differ and before.get("val_from_train") == 0 else "")
+            raise ConfigError(f"train.resume=true but the {part} settings differ from those in {path} ({differ})"
+                              f"{hint}; resume with the same {part}.* settings, or start a new exp_id.")
     if old.seed != cfg.seed:
         raise ConfigError(f"train.resume=true but seed={cfg.seed} differs from the run's seed={old.seed} ({path}); "
                           f"resume with seed={old.seed}, or start a new exp_id.")
@@ -257,6 +320,11 @@ def _train_changes(old: Config, cfg: Config) -> list[str]:
     """The train.* settings that differ on resume, as 'train.lr 0.002 -> 0.001'."""
     before, after = config_to_dict(old.train), config_to_dict(cfg.train)
     return [f"train.{k} {before[k]} -> {after[k]}" for k in after if k != "resume" and before.get(k) != after[k]]
+
+
+_REFUSED_ON_RESUME = ("lr_schedule", "init_from")
+"""train.* settings a resumed run cannot change: the schedule's state and the starting weights
+belong to the run (and so does the split that chooses best.pt, :func:`selected_on`)."""
 
 
 def run_training(cfg: Config, loaders: Loaders | None = None) -> RunResult:
@@ -301,8 +369,25 @@ def run_training(cfg: Config, loaders: Loaders | None = None) -> RunResult:
 def _run(cfg: Config, run_dir: Path, device: torch.device, resume_state: dict | None,
          loaders: Loaders | None, world: World = World()) -> RunResult:
     last_path, best_path = run_dir / "checkpoints" / "last.pt", run_dir / "checkpoints" / "best.pt"
-    if resume_state is not None and resume_state["epoch"] >= cfg.train.num_epochs and best_path.is_file():
-        return _finished(cfg, run_dir, resume_state, best_path)
+    if resume_state is not None:
+        old = config_from_dict(resume_state["config"])
+        for key in _REFUSED_ON_RESUME:
+            if getattr(old.train, key) != getattr(cfg.train, key):
+                raise ConfigError(f"train.resume=true but train.{key}={getattr(cfg.train, key)!r} differs from the "
+                                  f"run's {getattr(old.train, key)!r} ({last_path}); resume with the run's value, or "
+                                  "start a new exp_id.")
+        if selected_on(old) != selected_on(cfg):
+            raise ConfigError(f"train.resume=true but best.pt would be chosen on the {selected_on(cfg)} split, and the "
+                              f"run chose it on the {selected_on(old)} split ({last_path}); resume with "
+                              f"train.select_on={selected_on(old)}, or start a new exp_id.")
+        if cfg.train.lr_schedule != "none" and old.train.num_epochs != cfg.train.num_epochs:
+            raise ConfigError(f"train.resume=true but train.num_epochs={cfg.train.num_epochs} differs from the run's "
+                              f"{old.train.num_epochs}, over which its train.lr_schedule={cfg.train.lr_schedule} was "
+                              "planned; resume with the run's num_epochs, or start a new exp_id with init_from.")
+        done = resume_state["epoch"] >= cfg.train.num_epochs or stops_early(
+            resume_state["history"], resume_state.get("best_epoch"), cfg.train.early_stop)
+        if done and best_path.is_file():
+            return _finished(cfg, run_dir, resume_state, best_path)
     epoch, last_epoch = 0, resume_state["epoch"] if resume_state else 0
     try:
         set_seed(cfg.seed)
@@ -312,22 +397,29 @@ def _run(cfg: Config, run_dir: Path, device: torch.device, resume_state: dict | 
             loaders = made or make_loaders(cfg.data, cfg.train.batch_size, cfg.train.eval_batch_size, cfg.seed, device)
         else:
             loaders = loaders_on(loaders, device)
-        loaders.train.shard(world.rank, world.world)
-        loaders.test.shard(world.rank, world.world)
+        for loader in loaders.all():
+            loader.shard(world.rank, world.world)
         model = build_model(cfg.model, loaders.frame_shape)
         history: list[dict] = []
         if resume_state is not None:
             model.load_state_dict(model_weights(resume_state))
             history = list(resume_state["history"])
+        elif cfg.train.init_from:
+            init_weights(model, cfg.train.init_from, cfg, loaders.frame_shape)
         net = prepare_model(model, cfg.train, device, world)   # on the device before the optimizer:
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)   # its state follows the parameters
+        optimizer = make_optimizer(model, cfg.train)            # its state follows the parameters
+        scheduler = make_scheduler(optimizer, cfg.train)
         if resume_state is not None:
             optimizer.load_state_dict(resume_state["optimizer"])
-            for group in optimizer.param_groups:        # the lr of this config, not the saved one
-                group["lr"] = cfg.train.lr
+            if scheduler is not None:
+                scheduler.load_state_dict(resume_state["scheduler"])
+            lrs = scheduler.get_last_lr() if scheduler is not None else [cfg.train.lr] * len(optimizer.param_groups)
+            for group, lr in zip(optimizer.param_groups, lrs):   # the schedule's lr, or this config's
+                group["lr"] = lr
         loss_fn = make_loss(cfg.train.loss)
         scaler = grad_scaler(cfg.train.amp, device)
 
+        select = selected_on(cfg)
         writes = world.main                              # process 0 alone writes the run folder
         if writes:
             (run_dir / "checkpoints").mkdir(exist_ok=True)
@@ -341,13 +433,24 @@ def _run(cfg: Config, run_dir: Path, device: torch.device, resume_state: dict | 
                 for change in _train_changes(config_from_dict(resume_state["config"]), cfg):
                     log.info("setting changed on resume, used from now on: %s", change)
             else:
-                log.info("run %s: %d train / %d test recordings, frames %s, device %s%s, model %s, %d parameters",
-                         cfg.exp_id, len(loaders.train.labels), len(loaders.test.labels), loaders.frame_shape,
-                         device, f" x {world.world} processes" if world.parallel else "", cfg.model.impl,
-                         sum(p.numel() for p in model.parameters()))
+                log.info("run %s: %d train / %d validation / %d test recordings, frames %s, device %s%s, model %s, "
+                         "%d parameters", cfg.exp_id, len(loaders.train.labels),
+                         len(loaders.val.labels) if loaders.val is not None else 0, len(loaders.test.labels),
+                         loaders.frame_shape, device, f" x {world.world} processes" if world.parallel else "",
+                         cfg.model.impl, sum(p.numel() for p in model.parameters()))
+                if select == "test":
+                    log.warning("best.pt%s is chosen on the TEST accuracy (%s): the test accuracy it reports is "
+                                "no longer an unbiased estimate", " and early stopping" if cfg.train.early_stop else "",
+                                "train.select_on=test" if cfg.data.val_from_train else "no validation split, "
+                                "data.val_from_train=0")
             best_epoch = resume_state.get("best_epoch") if resume_state else None
-            best = max((row["test_acc"] for row in history), default=-1.0)
+            best = max((row[f"{select}_acc"] for row in history), default=-1.0)
             for epoch in range(last_epoch + 1, cfg.train.num_epochs + 1):
+                if stops_early(history, best_epoch, cfg.train.early_stop):
+                    log.info("early stop after epoch %d: no better %s accuracy for %d epochs (train.early_stop)",
+                             epoch - 1, select, cfg.train.early_stop)
+                    break
+                lr = optimizer.param_groups[0]["lr"]
                 loaders.train.set_epoch(epoch)
                 try:
                     stats = train_epoch(net, loaders.train, optimizer, loss_fn, cfg.train, device,
@@ -357,25 +460,31 @@ def _run(cfg: Config, run_dir: Path, device: torch.device, resume_state: dict | 
                         else "no checkpoint was written"
                     raise NonFiniteLoss(f"{err} of epoch {epoch} (train.lr={cfg.train.lr}); {kept}. Lower train.lr "
                                         "or check the data, then start a new exp_id.") from None
+                if scheduler is not None:
+                    scheduler.step()
+                val = evaluate(model, loaders.val, loss_fn, device, amp=cfg.train.amp) if loaders.val is not None \
+                    else {"loss": float("nan"), "accuracy": float("nan")}
                 test = evaluate(model, loaders.test, loss_fn, device, amp=cfg.train.amp)   # uncompiled: one compile
                 row = {"epoch": epoch, "train_loss": stats["loss"], "train_acc": stats["acc"],
-                       "test_loss": test["loss"], "test_acc": test["accuracy"],
+                       "val_loss": val["loss"], "val_acc": val["accuracy"],
+                       "test_loss": test["loss"], "test_acc": test["accuracy"], "lr": lr,
                        "epoch_seconds": stats["seconds"], "samples_per_second": stats["samples"] / stats["seconds"]}
                 history.append(row)
-                log.info("epoch %d/%d | train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | %.1f s, %.0f "
-                         "samples/s", epoch, cfg.train.num_epochs, row["train_loss"], 100 * row["train_acc"],
-                         row["test_loss"], 100 * row["test_acc"], row["epoch_seconds"], row["samples_per_second"])
-                improved = row["test_acc"] > best
+                log.info("epoch %d/%d | train loss %.4f acc %.2f%% | val loss %.4f acc %.2f%% | test loss %.4f acc "
+                         "%.2f%% | lr %.2g | %.1f s, %.0f samples/s", epoch, cfg.train.num_epochs, row["train_loss"],
+                         100 * row["train_acc"], row["val_loss"], 100 * row["val_acc"], row["test_loss"],
+                         100 * row["test_acc"], lr, row["epoch_seconds"], row["samples_per_second"])
+                improved = row[f"{select}_acc"] > best
                 if improved:
-                    best, best_epoch = row["test_acc"], epoch
+                    best, best_epoch = row[f"{select}_acc"], epoch
                 # last.pt first, naming the epoch best.pt must hold; then best.pt (see checkpoint.repair_best)
                 if writes:
                     save_checkpoint(last_path, model, optimizer, cfg, epoch, history, loaders.frame_shape,
-                                    best_epoch)
+                                    best_epoch, scheduler)
                     last_epoch = epoch
                     if improved:
                         save_checkpoint(best_path, model, optimizer, cfg, epoch, history, loaders.frame_shape,
-                                        best_epoch)
+                                        best_epoch, scheduler)
                     write_metrics_csv(run_dir / "metrics.csv", history)
                     for name, plot in (("train_loss.png", plot_train_loss), ("test_acc.png", plot_test_acc)):
                         _save_figure(plot(history), run_dir / name)
@@ -385,8 +494,12 @@ def _run(cfg: Config, run_dir: Path, device: torch.device, resume_state: dict | 
                 model.load_state_dict(model_weights(load_checkpoint(best_path)))
             gifs = save_spike_animations(model, loaders.test, run_dir, cfg.train.num_animations if writes else 0,
                                          device)
-            log.info("best test accuracy %.2f%%; %d spike animations; run folder %s", 100 * best, len(gifs),
-                     run_dir)
+            chosen = next((r for r in history if r["epoch"] == best_epoch), None) if best_epoch else None
+            if chosen is not None:
+                log.info("best.pt: epoch %d, chosen on the %s accuracy (%.2f%%); its test accuracy %.2f%% (%d test "
+                         "recordings); %d spike animations; run folder %s", best_epoch, select,
+                         100 * chosen[f"{select}_acc"], 100 * chosen["test_acc"], len(loaders.test.labels), len(gifs),
+                         run_dir)
     except KeyboardInterrupt as err:
         where = f"during epoch {epoch}" if epoch else "before the first epoch"
         kept = f"the last checkpoint holds epoch {last_epoch}" if last_epoch else "no epoch was finished"
@@ -394,7 +507,8 @@ def _run(cfg: Config, run_dir: Path, device: torch.device, resume_state: dict | 
                              "same exp_id.") from err
     except OSError as err:
         raise file_error("access", err.filename or run_dir, err) from None
-    return RunResult(run_dir=run_dir, history=history, best_test_acc=best, model=model, loaders=loaders)
+    return RunResult(run_dir=run_dir, history=history, best_test_acc=chosen["test_acc"] if chosen else 0.0,
+                     model=model, loaders=loaders, best_epoch=best_epoch or 0, selected_on=select)
 
 
 def _finished(cfg: Config, run_dir: Path, last: dict, best_path: Path) -> RunResult:
@@ -407,8 +521,9 @@ def _finished(cfg: Config, run_dir: Path, last: dict, best_path: Path) -> RunRes
     model = build_model(cfg.model, tuple(best["frame_shape"]))
     model.load_state_dict(model_weights(best))
     history = list(last["history"])
-    return RunResult(run_dir=run_dir, history=history, best_test_acc=max(r["test_acc"] for r in history),
-                     model=model.eval(), loaders=None)
+    chosen = next(r for r in history if r["epoch"] == best["epoch"])
+    return RunResult(run_dir=run_dir, history=history, best_test_acc=chosen["test_acc"], model=model.eval(),
+                     loaders=None, best_epoch=best["epoch"], selected_on=selected_on(cfg))
 
 
 def spawn_training(cfg: Config) -> RunResult:
@@ -424,17 +539,18 @@ def spawn_training(cfg: Config) -> RunResult:
     launch = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=f"snn_lib_{os.getpid()}",
                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, start_method="spawn")
     returned = elastic_launch(launch, _training_process)(config_to_dict(cfg))
-    run_dir, history, best = returned[0]
+    run_dir, history, best, best_epoch = returned[0]
     best_path = Path(run_dir) / "checkpoints" / "best.pt"
     model = build_model(cfg.model, tuple(load_checkpoint(best_path)["frame_shape"]))
     model.load_state_dict(model_weights(load_checkpoint(best_path)))
-    return RunResult(run_dir=Path(run_dir), history=history, best_test_acc=best, model=model.eval())
+    return RunResult(run_dir=Path(run_dir), history=history, best_test_acc=best, model=model.eval(),
+                     best_epoch=best_epoch, selected_on=selected_on(cfg))
 
 
-def _training_process(cfg: dict) -> tuple[str, list[dict], float]:
+def _training_process(cfg: dict) -> tuple[str, list[dict], float, int]:
     """One process of :func:`spawn_training` (module level, so that it can be started by spawn)."""
     result = run_training(config_from_dict(cfg))
-    return str(result.run_dir), result.history, result.best_test_acc
+    return str(result.run_dir), result.history, result.best_test_acc, result.best_epoch
 
 
 @contextlib.contextmanager
@@ -458,6 +574,7 @@ def _save_figure(fig, path: Path) -> None:
     atomic_write(path, buffer.getvalue())
 
 
-__all__ = ["NonFiniteLoss", "REFRESH_STEPS", "RunInterrupted", "RunResult", "forward_backward", "loaders_on",
-           "prepare_model", "run_training", "save_spike_animations", "set_seed", "spawn_training", "train_epoch",
+__all__ = ["NonFiniteLoss", "REFRESH_STEPS", "RunInterrupted", "RunResult", "forward_backward",
+           "init_weights", "loaders_on", "make_optimizer", "make_scheduler", "prepare_model", "run_training",
+           "save_spike_animations", "selected_on", "set_seed", "spawn_training", "stops_early", "train_epoch",
            "train_step"]

@@ -37,7 +37,7 @@ def test_train_then_eval_through_the_command_line(toy_nmnist, tmp_path):
     result = run([sys.executable, str(SCRIPTS / "train.py"), "exp_id=cli", *common, "model.channels=[4,8]",
                   "train.num_epochs=1", "train.num_animations=1", "train.device=cpu"], tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "best test accuracy" in result.stdout
+    assert "(best.pt, chosen on the val split)" in result.stdout
     run_dir = tmp_path / "exp" / "cli"
     assert (run_dir / "checkpoints" / "best.pt").is_file() and (run_dir / "train.log").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "exp"]     # no outputs/ folder

@@ -94,15 +94,15 @@ def test_cache_is_reused_and_keyed_by_settings(toy_nmnist, tmp_path, monkeypatch
     cfg = DataConfig(root=str(toy_nmnist), cache_dir=str(tmp_path), n_time_bins=5)
     first = load_split(cfg, "train")
     load_split(cfg, "test")
-    assert calls == [80, 30]
+    assert calls == [70, 30]                 # Train/ less the validation split, Test/
     second = load_split(cfg, "train")
     load_split(cfg, "test")
-    assert calls == [80, 30]                                              # cache hit: nothing recomputed
+    assert calls == [70, 30]                                              # cache hit: nothing recomputed
     torch.testing.assert_close(first[0], second[0])
     load_split(DataConfig(root=str(toy_nmnist), cache_dir=str(tmp_path), n_time_bins=6), "train")
-    assert calls == [80, 30, 80]                                          # new T: recomputed
+    assert calls == [70, 30, 70]                                          # new T: recomputed
     assert load_split(DataConfig(root=str(toy_nmnist), cache_dir=str(tmp_path), n_time_bins=6,
-                                 subset=2), "train")[0].shape[0] == 40
+                                 subset=2), "train")[0].shape[0] == 35
 
 
 def test_cache_notices_a_changed_file(tmp_path):
@@ -119,8 +119,8 @@ def test_cache_notices_a_changed_file(tmp_path):
 def test_holdout_is_disjoint_stratified_and_seed_independent(toy_nmnist):
     cfg = DataConfig(root=str(toy_nmnist), test_from_train=0.25)
     splits = split_recordings(cfg, toy_nmnist)
-    train, test = {r.path for r in splits["train"]}, {r.path for r in splits["test"]}
-    assert not train & test and len(train) + len(test) == 80
+    train, val, test = ({r.path for r in splits[name]} for name in ("train", "val", "test"))
+    assert not (train & test or train & val or val & test) and len(train) + len(val) + len(test) == 80
     assert sorted(r.label for r in splits["test"]) == sorted(list(range(10)) * 2)
     assert split_recordings(cfg, toy_nmnist) == splits
 
@@ -157,8 +157,8 @@ def test_real_recordings_load(real_nmnist, tmp_path):
 
 
 def test_load_split_refuses_an_unknown_split(toy_nmnist, tmp_path):
-    with pytest.raises(ConfigError, match="split='val'"):
-        load_split(DataConfig(root=str(toy_nmnist), cache_dir=str(tmp_path)), "val")
+    with pytest.raises(ConfigError, match="split='validation'"):
+        load_split(DataConfig(root=str(toy_nmnist), cache_dir=str(tmp_path)), "validation")
 
 
 def test_cache_folder_from_setting_environment_or_home(monkeypatch, tmp_path):
@@ -184,7 +184,7 @@ def test_dataset_root_finds_real_layouts_and_builds_the_simulated_set(toy_nmnist
 def test_loaders_pair_the_splits(toy_nmnist, tmp_path):
     loaders = make_loaders(DataConfig(root=str(toy_nmnist), cache_dir=str(tmp_path), n_time_bins=3), 8, 5, seed=2)
     assert isinstance(loaders, Loaders) and loaders.frame_shape == (3, 2, 34, 34)
-    assert (len(loaders.train), len(loaders.test)) == (10, 6)
+    assert (len(loaders.train), len(loaders.val), len(loaders.test)) == (9, 2, 6)    # 70, 10 and 30 recordings
     assert loaders.train.shuffle and not loaders.test.shuffle and loaders.train.seed == 2
 
 

@@ -187,7 +187,7 @@ def test_torchrun_two_processes_write_once_and_train_as_one(toy_nmnist, tmp_path
     ddp = cli(["torchrun", "--standalone", "--nproc_per_node=2", shutil.which("snn-train"), "exp_id=ddp", *common],
               tmp_path)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
-    assert ddp.stdout.count("best test accuracy") == 1                   # process 0 speaks for both
+    assert ddp.stdout.count("(best.pt, chosen on") == 1                   # process 0 speaks for both
     one, two = (read_metrics_csv(tmp_path / "exp" / name / "metrics.csv") for name in ("single", "ddp"))
     assert one[0]["train_loss"] != pytest.approx(2.302585, abs=1e-4)     # the network spikes and learns
     for key in ("train_loss", "train_acc", "test_loss", "test_acc"):

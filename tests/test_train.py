@@ -29,12 +29,12 @@ def test_end_to_end_run_learns_and_leaves_every_artifact(toy_nmnist, tmp_path):
     assert gifs == ["spike_bar_0_target0.gif", "spike_bar_1_target1.gif"]
     rows = read_metrics_csv(run / "metrics.csv")
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
-    assert list(rows[0]) == ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_seconds",
-                             "samples_per_second"]
+    assert list(rows[0]) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
+                             "lr", "epoch_seconds", "samples_per_second"]
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
     assert result.best_test_acc > 0.3                                 # well above the 10 % of guessing
     log = (run / "train.log").read_text()
-    assert "epoch 4/4" in log and "best test accuracy" in log
+    assert "epoch 4/4" in log and "chosen on the val accuracy" in log
     best = load_checkpoint(run / "checkpoints" / "best.pt")
     assert set(best) >= {"model", "optimizer", "config", "epoch", "metrics", "history"}
     assert best["config"]["model"]["channels"] == [4, 8]
@@ -199,8 +199,8 @@ def test_save_spike_animations_one_per_class_first(tmp_path):
 def test_run_result_holds_the_best_model_and_the_data(toy_nmnist, tmp_path):
     result = run_training(tiny_config(toy_nmnist, tmp_path, num_epochs=2, num_animations=0))
     assert isinstance(result, RunResult) and result.run_dir == tmp_path / "exp" / "tiny"
-    best = max(result.history, key=lambda r: r["test_acc"])
-    assert result.best_test_acc == best["test_acc"]
+    best = max(result.history, key=lambda r: r["val_acc"])              # chosen on validation, first best
+    assert result.best_test_acc == best["test_acc"] and result.best_epoch == best["epoch"]
     state = load_checkpoint(result.run_dir / "checkpoints" / "best.pt")
     assert state["epoch"] == best["epoch"]
     for name, tensor in result.model.state_dict().items():
@@ -210,13 +210,15 @@ def test_run_result_holds_the_best_model_and_the_data(toy_nmnist, tmp_path):
 
 def test_evaluate_checkpoint_rebuilds_model_and_data(toy_nmnist, tmp_path):
     cfg = tiny_config(toy_nmnist, tmp_path, num_epochs=1, num_animations=0)
-    cfg.data.test_from_train = 0.25                     # 60 train / 20 held out of Train/
+    cfg.data.test_from_train = 0.25                     # 50 train / 10 validation / 20 held out of Train/
     result = run_training(cfg)
     report = evaluate_checkpoint(result.run_dir / "checkpoints" / "best.pt", device="cpu")
     assert report["split"] == "test" and report["samples"] == 20
     assert report["accuracy"] == pytest.approx(result.history[-1]["test_acc"])
     train = evaluate_checkpoint(result.run_dir / "checkpoints" / "best.pt", split="train", device="cpu")
-    assert train["samples"] == 60                       # the held-out recordings stay out
+    assert train["samples"] == 50                       # the held-out recordings stay out
+    val = evaluate_checkpoint(result.run_dir / "checkpoints" / "best.pt", split="val", device="cpu")
+    assert val["samples"] == 10 and val["accuracy"] == pytest.approx(result.history[-1]["val_acc"])
     other = evaluate_checkpoint(result.run_dir / "checkpoints" / "best.pt", {"test_from_train": 0.0},
                                 device="cpu")
     assert other["samples"] == 30                        # Test/ of the same folder

@@ -163,7 +163,7 @@ def test_a_folder_with_any_artefact_is_never_overwritten(toy_nmnist, tmp_path, a
 def test_a_kill_between_last_and_best_is_repaired_on_resume(toy_nmnist, tmp_path, monkeypatch):
     cfg = tiny_config(toy_nmnist, tmp_path, num_epochs=2, num_animations=0)
     real_save, real_evaluate = train_module.save_checkpoint, train_module.evaluate
-    scores = iter([0.3, 0.6, 0.6])                                    # every epoch improves, then a tie
+    scores = iter([0.3, 0.3, 0.6, 0.6, 0.6, 0.6])       # validation and test: every epoch improves, then a tie
 
     def rising(*args, **kwargs):
         return {**real_evaluate(*args, **kwargs), "accuracy": next(scores)}
@@ -261,7 +261,8 @@ def test_a_few_blank_recordings_are_reported_by_file(tmp_path, kind, caplog):
     root = make_toy_nmnist(tmp_path / "d", {"Train": 3, "Test": 2})
     victim = root / "Train" / "4" / "04001.bin"
     write_blank(victim, kind)
-    frames, labels = load_split(DataConfig(root=str(root), cache_dir=str(tmp_path / "c"), n_time_bins=4), "train")
+    frames, labels = load_split(DataConfig(root=str(root), cache_dir=str(tmp_path / "c"), n_time_bins=4,
+                                           val_from_train=0.0), "train")
     assert len(frames) == 30
     assert "1 of 30 train recordings give no event in any frame" in caplog.text and str(victim) in caplog.text
 
@@ -271,6 +272,7 @@ def test_a_split_of_mostly_blank_recordings_stops_before_training(tmp_path):
     for path in sorted((root / "Train").glob("*/*.bin"))[:15]:
         write_blank(path, "one_time")
     cfg = tiny_config(root, tmp_path, num_epochs=1)
+    cfg.data.val_from_train = 0.0                                     # every Train/ recording in the train split
     with pytest.raises(DataError, match="15 of the 20 train recordings give no event in any frame") as err:
         run_training(cfg)
     one_line(err.value)

@@ -24,8 +24,9 @@ from .nmnist import Recording, list_recordings, locate_nmnist
 
 log = logging.getLogger("snn_lib")
 
-SPLIT_NAMES = ("train", "test")
+SPLIT_NAMES = ("train", "val", "test")
 HOLDOUT_SEED = 12345        # the held-out recordings are the same whatever seed a run uses
+VAL_SEED = 54321            # and so is the validation split
 
 
 def default_cache_dir() -> Path:
@@ -47,29 +48,48 @@ def dataset_root(cfg: DataConfig) -> Path:
     return locate_nmnist(cfg.root, cfg.download)
 
 
+def _hold_out(recordings: list[Recording], fraction: float, seed: int,
+              at_least_one: bool = False) -> tuple[list[Recording], list[Recording]]:
+    """``(kept, held out)``: ``fraction`` of the recordings of each label, drawn with ``seed``;
+    ``at_least_one`` holds out one of every label that has two or more."""
+    rng = np.random.default_rng(seed)
+    held: set[int] = set()
+    for label in range(10):
+        ids = [i for i, rec in enumerate(recordings) if rec.label == label]
+        n = int(round(len(ids) * fraction))
+        if at_least_one and len(ids) >= 2:
+            n = min(max(n, 1), len(ids) - 1)
+        held.update(rng.permutation(ids)[:n].tolist())
+    return ([rec for i, rec in enumerate(recordings) if i not in held],
+            [rec for i, rec in enumerate(recordings) if i in held])
+
+
 def split_recordings(cfg: DataConfig, root: Path) -> dict[str, list[Recording]]:
-    """Train and test recordings after ``test_from_train`` and ``subset``.
+    """Train, validation and test recordings after ``test_from_train``, ``val_from_train`` and
+    ``subset``.
 
     With ``test_from_train`` > 0 the test set is that fraction of Train/, drawn per label with a
     fixed seed (the same held-out files whatever ``seed`` the run uses), and Test/ is not read.
+    The validation split is then ``val_from_train`` of Train/ (of the whole folder, so that the
+    two fractions add up), drawn per label from what the test set left, with another fixed seed;
+    it is empty when ``val_from_train`` is 0.
     """
     train = list_recordings(root, "train")
+    whole = len(train)
     if cfg.test_from_train > 0:
-        rng = np.random.default_rng(HOLDOUT_SEED)
-        test_ids: set[int] = set()
-        for label in range(10):
-            ids = [i for i, rec in enumerate(train) if rec.label == label]
-            n_test = int(round(len(ids) * cfg.test_from_train))
-            test_ids.update(rng.permutation(ids)[:n_test].tolist())
-        test = [rec for i, rec in enumerate(train) if i in test_ids]
-        train = [rec for i, rec in enumerate(train) if i not in test_ids]
+        train, test = _hold_out(train, cfg.test_from_train, HOLDOUT_SEED)
     else:
         if not (root / "Test").is_dir():
             raise DataError(f"data.root '{root}' has Train/ but no Test/ folder: add Test/<label>/<id>.bin "
                             "or set data.test_from_train=0.1 to hold out part of Train/ for testing.")
         test = list_recordings(root, "test")
-    splits = {"train": train[::cfg.subset], "test": test[::cfg.subset]}
+    val: list[Recording] = []
+    if cfg.val_from_train > 0:
+        train, val = _hold_out(train, cfg.val_from_train * whole / max(len(train), 1), VAL_SEED, at_least_one=True)
+    splits = {"train": train[::cfg.subset], "val": val[::cfg.subset], "test": test[::cfg.subset]}
     for name, recordings in splits.items():
+        if name == "val":                   # checked where it is used (load_split): it may lack a class
+            continue
         missing = sorted(set(range(10)) - {rec.label for rec in recordings})
         if missing:
             why = (f"data.test_from_train={cfg.test_from_train} and data.subset={cfg.subset} leave"
@@ -81,11 +101,18 @@ def split_recordings(cfg: DataConfig, root: Path) -> dict[str, list[Recording]]:
 
 
 def load_split(cfg: DataConfig, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(frames uint8 [N, T, 2, H, W], labels int64 [N])`` of one split (``"train"`` or ``"test"``),
-    from the frame cache or computed and cached."""
+    """``(frames uint8 [N, T, 2, H, W], labels int64 [N])`` of one split (``"train"``, ``"val"``
+    or ``"test"``), from the frame cache or computed and cached."""
     if split not in SPLIT_NAMES:
-        raise ConfigError(f"split={split!r} is not valid: expected {' or '.join(SPLIT_NAMES)}.")
+        raise ConfigError(f"split={split!r} is not valid: expected {', '.join(SPLIT_NAMES)}.")
+    if split == "val" and not cfg.val_from_train:
+        raise ConfigError("split=val but data.val_from_train=0: there is no validation split; set "
+                          "data.val_from_train to the fraction the run held out (0.1 by default).")
     recordings = split_recordings(cfg, dataset_root(cfg))[split]
+    if split == "val" and not recordings:
+        raise DataError(f"data.val_from_train={cfg.val_from_train} leaves no validation recording in {cfg.root}: a "
+                        "class needs 2 or more training recordings to give one; add recordings or set "
+                        "data.val_from_train=0 (best.pt is then chosen on the test set).")
     frames, labels = cached_frames(recordings, cfg.n_time_bins, cfg.denoise_us, cfg.crop, cache_dir_of(cfg),
                                    desc=f"{split} frames")
     check_blank(frames, recordings, split)
@@ -115,5 +142,5 @@ def check_blank(frames: torch.Tensor, recordings: list[Recording], split: str) -
     return len(blank)
 
 
-__all__ = ["BLANK_LIMIT", "HOLDOUT_SEED", "SPLIT_NAMES", "cache_dir_of", "check_blank", "dataset_root",
+__all__ = ["BLANK_LIMIT", "HOLDOUT_SEED", "SPLIT_NAMES", "VAL_SEED", "cache_dir_of", "check_blank", "dataset_root",
            "default_cache_dir", "load_split", "split_recordings"]

@@ -67,16 +67,25 @@ def cache_key(recordings: list[Recording], n_time_bins: int, denoise_us: int, cr
 
 
 def _frames_of(args: tuple) -> np.ndarray:
-    path, n_time_bins, denoise_us, crop = args
-    return events_to_frames(read_events(path), n_time_bins, denoise_us, crop)
+    path, n_time_bins, denoise_us, crop, *augment = args
+    events = read_events(path)
+    if augment:                                   # (names, seed, epoch, index): snn_lib.data.augment
+        from .augment import augment_events
+        events = augment_events(events, *augment)
+    return events_to_frames(events, n_time_bins, denoise_us, crop)
 
 
 def frames_of_recordings(recordings: list[Recording], n_time_bins: int, denoise_us: int = 0,
-                         crop: int = 0, workers: int = 0, desc: str = "frames") -> torch.Tensor:
-    """uint8 frames ``[N, T, 2, H, W]`` of the recordings; ``workers`` > 1 uses processes."""
-    jobs = [(rec.path, n_time_bins, denoise_us, crop) for rec in recordings]
+                         crop: int = 0, workers: int = 0, desc: str = "frames",
+                         augment: tuple = (), min_parallel: int = 2000) -> torch.Tensor:
+    """uint8 frames ``[N, T, 2, H, W]`` of the recordings; ``workers`` > 1 uses processes when
+    there are ``min_parallel`` recordings or more. ``augment = (names, seed, epoch)`` augments
+    recording ``i``'s events with the draws of ``(seed, epoch, i)`` before framing
+    (:func:`snn_lib.data.augment.augment_events`)."""
+    jobs = [(rec.path, n_time_bins, denoise_us, crop, *((*augment, i) if augment else ()))
+            for i, rec in enumerate(recordings)]
     workers = workers or min(os.cpu_count() or 1, 8)
-    if workers > 1 and len(jobs) >= 2000:
+    if workers > 1 and len(jobs) >= min_parallel:
         with worker_pool(workers) as pool:
             frames = list(progress(pool.map(_frames_of, jobs, chunksize=64), total=len(jobs), desc=desc))
     else:

@@ -12,13 +12,19 @@ training there); each batch is one gather, one cast to float and one transpose t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ..config import DataConfig
-from .dataset import load_split
+from .dataset import HOLDOUT_SEED, cache_dir_of, check_blank, dataset_root, load_split, split_recordings
+from .frames import cached_frames, frames_of_recordings
+
+log = logging.getLogger("snn_lib")
 
 
 class FrameLoader:
@@ -32,10 +38,15 @@ class FrameLoader:
     see what one process would; a last batch that does not split evenly is cut to a multiple of
     the number of processes. An ordered (evaluation) loader gives each process a contiguous block
     of the recordings instead, each recording to exactly one process.
+
+    ``epoch_data``, if given, makes the recordings change from epoch to epoch: :meth:`set_epoch`
+    replaces ``frames`` and ``labels`` by ``epoch_data(epoch)`` (augmented frames, simulated
+    recordings mixed in: :class:`TrainingEpochs`).
     """
 
     def __init__(self, frames: torch.Tensor, labels: torch.Tensor, batch_size: int,
-                 shuffle: bool = False, seed: int = 0, device: str | torch.device = "cpu"):
+                 shuffle: bool = False, seed: int = 0, device: str | torch.device = "cpu",
+                 epoch_data: Callable[[int], tuple[torch.Tensor, torch.Tensor]] | None = None):
         if len(frames) != len(labels):
             raise ValueError(f"{len(frames)} recordings but {len(labels)} labels")
         self.frames = frames.to(device)         # [N, T, 2, H, W] uint8
@@ -45,9 +56,14 @@ class FrameLoader:
         self.seed = seed
         self.epoch = 0
         self.rank, self.world = 0, 1
+        self.epoch_data = epoch_data
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        if self.epoch_data is not None:
+            device = self.frames.device
+            frames, labels = self.epoch_data(epoch)
+            self.frames, self.labels = frames.to(device), labels.to(device)
 
     def shard(self, rank: int, world: int) -> "FrameLoader":
         """Make this loader process ``rank``'s part of ``world`` data-parallel processes; returns self."""
@@ -91,18 +107,75 @@ class FrameLoader:
 class Loaders:
     train: FrameLoader
     test: FrameLoader
+    val: FrameLoader | None = None      # None: no validation split (data.val_from_train=0)
 
     @property
     def frame_shape(self) -> tuple[int, ...]:
         """``(T, 2, H, W)`` of one recording."""
         return self.train.frame_shape
 
+    def all(self) -> list[FrameLoader]:
+        """The loaders there are: train, val (if any), test."""
+        return [x for x in (self.train, self.val, self.test) if x is not None]
+
+
+class TrainingEpochs:
+    """The training recordings of each epoch (a :class:`FrameLoader`'s ``epoch_data``): the real
+    ones, their events augmented anew each epoch when ``data.augment`` asks (framed on the fly,
+    in worker processes), and the ``data.sim_mix`` simulated ones in the first
+    ``data.sim_mix_epochs`` epochs (all epochs if 0)."""
+
+    def __init__(self, cfg: DataConfig, seed: int, frames: torch.Tensor, labels: torch.Tensor,
+                 sim: tuple[torch.Tensor, torch.Tensor] | None = None):
+        self.cfg, self.seed, self.frames, self.labels, self.sim = cfg, seed, frames, labels, sim
+        self.recordings = split_recordings(cfg, dataset_root(cfg))["train"] if cfg.augment else []
+
+    def __call__(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg, frames, labels = self.cfg, self.frames, self.labels     # [N, T, 2, H, W], [N]
+        if cfg.augment:
+            frames = frames_of_recordings(self.recordings, cfg.n_time_bins, cfg.denoise_us, cfg.crop,
+                                          desc=f"augment epoch {epoch}",
+                                          augment=(tuple(cfg.augment), self.seed, epoch))
+        if self.sim is not None and (cfg.sim_mix_epochs == 0 or epoch <= cfg.sim_mix_epochs):
+            frames, labels = torch.cat([frames, self.sim[0]]), torch.cat([labels, self.sim[1]])
+        return frames, labels
+
+
+def load_sim_mix(cfg: DataConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``data.sim_mix`` simulated recordings mixed into a real training split: drawn with a
+    fixed seed from ``nmnist_sim``'s Train/ (built with the ``data.sim_*`` settings), less those
+    of the first ``data.sim_mix_skip`` source digits of each class, framed as the real ones."""
+    sim_cfg = dataclasses.replace(cfg, name="nmnist_sim", test_from_train=0.0, val_from_train=0.0, subset=1,
+                                  augment=(), sim_mix=0, sim_mix_skip=0)
+    recordings = split_recordings(sim_cfg, dataset_root(sim_cfg))["train"]      # files <row>_<k>.bin
+    if cfg.sim_mix_skip:
+        rows = {label: sorted({int(r.path.stem.split("_")[0]) for r in recordings if r.label == label})
+                for label in range(10)}
+        skipped = {row for label in rows for row in rows[label][:cfg.sim_mix_skip]}
+        recordings = [r for r in recordings if int(r.path.stem.split("_")[0]) not in skipped]
+    chosen = sorted(np.random.default_rng(HOLDOUT_SEED).permutation(len(recordings))[:cfg.sim_mix].tolist())
+    recordings = [recordings[i] for i in chosen]
+    frames, labels = cached_frames(recordings, cfg.n_time_bins, cfg.denoise_us, cfg.crop, cache_dir_of(cfg),
+                                   desc="simulated frames")
+    check_blank(frames, recordings, "simulated")
+    return frames, labels
+
 
 def make_loaders(cfg: DataConfig, batch_size: int = 32, eval_batch_size: int = 256, seed: int = 0,
                  device: str | torch.device = "cpu") -> Loaders:
-    """Shuffled train and ordered test loaders over the whole dataset held on ``device``."""
-    return Loaders(train=FrameLoader(*load_split(cfg, "train"), batch_size, shuffle=True, seed=seed, device=device),
-                   test=FrameLoader(*load_split(cfg, "test"), eval_batch_size, shuffle=False, device=device))
+    """A shuffled train loader and ordered validation (if ``data.val_from_train`` > 0) and test
+    loaders over the whole dataset held on ``device``. With ``data.augment`` or ``data.sim_mix``
+    the training recordings change by epoch (:class:`TrainingEpochs`); the validation and test
+    splits are never augmented."""
+    frames, labels = load_split(cfg, "train")
+    epochs = None
+    if cfg.augment or cfg.sim_mix:
+        epochs = TrainingEpochs(cfg, seed, frames, labels, load_sim_mix(cfg) if cfg.sim_mix else None)
+    val = FrameLoader(*load_split(cfg, "val"), eval_batch_size, device=device) if cfg.val_from_train else None
+    return Loaders(train=FrameLoader(frames, labels, batch_size, shuffle=True, seed=seed, device=device,
+                                     epoch_data=epochs),
+                   test=FrameLoader(*load_split(cfg, "test"), eval_batch_size, shuffle=False, device=device),
+                   val=val)
 
 
-__all__ = ["FrameLoader", "Loaders", "make_loaders"]
+__all__ = ["FrameLoader", "Loaders", "TrainingEpochs", "load_sim_mix", "make_loaders"]

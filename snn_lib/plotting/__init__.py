@@ -26,7 +26,7 @@ from .spikes import (
     plot_lif_trace, plot_lif_response, plot_fi_curve, plot_surrogates, plot_spike_images,
 )
 from .events import (
-    plot_frames, plot_events_3d, animate_events, plot_time_bins, plot_recordings,
+    plot_frames, plot_events_3d, animate_events, plot_time_bins, plot_recordings, plot_event_images,
 )
 from .diagrams import (
     plot_lif_circuit, plot_bptt_unrolled, csnn_shapes, plot_csnn_diagram, log_intensity_events,
@@ -37,7 +37,7 @@ from .cost import plot_operations, plot_spike_rates
 __all__ = [
     "animate_events", "animate_spike_counts", "animate_spike_frames", "animation_html", "csnn_shapes",
     "log_intensity_events", "new_figure", "plot_bptt_unrolled", "plot_confusion",
-    "plot_csnn_diagram", "plot_events_3d", "plot_fi_curve", "plot_frames", "plot_images", "plot_layer_activity",
+    "plot_csnn_diagram", "plot_event_images", "plot_events_3d", "plot_fi_curve", "plot_frames", "plot_images", "plot_layer_activity",
     "plot_lif_circuit", "plot_lif_response", "plot_lif_trace", "plot_log_intensity_events", "plot_metric",
     "plot_operations", "plot_per_class_accuracy", "plot_raster", "plot_recordings", "plot_runs",
     "plot_spike_encodings", "plot_spike_images", "plot_spike_rates", "plot_step_times", "plot_surrogates",

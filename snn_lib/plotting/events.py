@@ -1,5 +1,5 @@
 """Figures of event recordings (chapter 3): frames, events in 3-D and animated, time bins, and
-real beside simulated recordings."""
+real beside simulated recordings; and (chapter 6) a recording beside its augmented versions."""
 
 from __future__ import annotations
 
@@ -172,4 +172,27 @@ def plot_recordings(recordings: dict[str, np.ndarray], bin_ms: float = 2.0) -> F
         if row == 0:
             ax.legend(fontsize=7, loc="upper center", ncols=2)
     axes[-1, 1].set_xlabel("time (ms)", fontsize=9)
+    return fig
+
+
+def plot_event_images(recordings: dict[str, np.ndarray], columns: int = 4,
+                      size: tuple[int, int] = (34, 34)) -> Figure:
+    """Recordings as images, one panel each, titled by name and event count: the events per pixel
+    over the whole recording, ON and OFF together (as :func:`plot_recordings`), on one grey scale
+    for all panels (an augmented recording beside its original, chapter 6)."""
+    images = {}
+    for name, events in recordings.items():
+        x, y, _, _ = _event_fields(events)
+        image = np.zeros(size[::-1])
+        np.add.at(image, (y, x), 1.0)
+        images[name] = (image, len(x))
+    top = max([1.0] + [float(im.max()) for im, _ in images.values()])
+    rows = -(-len(images) // columns)
+    fig = new_figure(1.75 * columns, 1.95 * rows)
+    axes = fig.subplots(rows, columns, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (name, (image, count)) in zip(axes.flat, images.items()):
+        ax.imshow(image, cmap="gray_r", vmin=0, vmax=top)
+        ax.set_title(f"{name}\n{count} events", fontsize=8)
     return fig

