@@ -2,7 +2,7 @@
 
 One network is trained per setting, changing one setting at a time from the defaults (and the
 common ``key=value`` settings given), on the recordings of ``--root`` with a fixed tenth held out
-(``data.test_from_train=0.1``); each is then scored and its cost counted
+(``data.test_from_train=0.1``, no validation split); each is then scored and its cost counted
 (:func:`snn_lib.cost.measure_cost`) on the held-out recordings::
 
     python scripts/cost_sweep.py --root ../shared/data/nmnist-real-1k \\
@@ -43,6 +43,7 @@ def main() -> None:
     for i, (name, setting) in enumerate(runs):
         cfg = apply_overrides(Config(exp_id=f"run{i}", seed=args.seed, exp_root=args.exp_root), [*overrides, *setting])
         cfg.data.root, cfg.data.test_from_train, cfg.train.num_animations = args.root, 0.1, 0
+        cfg.data.val_from_train = 0.0      # last.pt is scored, nothing chosen: every other recording trains
         result = run_training(cfg.validate())
         report = evaluate_checkpoint(result.run_dir / "checkpoints" / "last.pt", device=cfg.train.device)
         rows.append((name, cfg, report))

@@ -50,6 +50,7 @@ def main() -> None:
 
     model, cfg = model_from_checkpoint(args.checkpoint, "cpu", impl="fast")
     cfg.data.root, cfg.data.test_from_train, cfg.data.cache_dir = args.root, 0.1, args.cache_dir
+    cfg.data.val_from_train = 0.0          # no validation split: train + test are all the recordings
     parts = [load_split(cfg.data, split) for split in ("train", "test")]
     frames = torch.cat([f for f, _ in parts]).float().transpose(0, 1)       # [T, N, 2, H, W]
     labels = torch.cat([y for _, y in parts])
