@@ -32,7 +32,7 @@ LOSSES = ("ce_count", "mse_count")
 RESUME_MODES = (False, True, "auto")
 SELECT_ON = ("val", "test")
 LR_SCHEDULES = ("none", "cosine", "onecycle")
-# The event augmentations of data.augment (snn_lib.data.augment defines what each does).
+#: The event augmentations of data.augment (snn_lib.data.augment defines what each does).
 AUGMENTATIONS = ("shift", "spatial_jitter", "time_jitter", "drop_event", "drop_pixel", "noise")
 MAX_NAME_BYTES = 255        # the longest file name most file systems allow (exp_id is a folder name)
 
