@@ -150,10 +150,18 @@ def test_real_recordings_load(real_nmnist, tmp_path):
     assert len(recs) == 1000 and {r.label for r in recs} == set(range(10))
     events = read_events(recs[0].path)
     assert 1000 < len(events) < 20000 and 250_000 < events["t"].max() < 400_000
-    cfg = DataConfig(root=str(real_nmnist), test_from_train=0.1, subset=5, cache_dir=str(tmp_path))
-    assert load_split(cfg, "train")[0].shape == (180, 25, 2, 34, 34)
-    frames, labels = load_split(cfg, "test")
-    assert frames.shape == (20, 25, 2, 34, 34) and labels.unique().tolist() == list(range(10))
+    # the 1,000 split 799/101/100 (train/val/test, a tenth of the folder each for val and test,
+    # drawn per label); subset=5 then keeps every fifth recording of each split
+    cfg = DataConfig(root=str(real_nmnist), test_from_train=0.1, val_from_train=0.1, subset=5,
+                     cache_dir=str(tmp_path))
+    sizes = {}
+    for split in ("train", "val", "test"):
+        frames, labels = load_split(cfg, split)
+        assert frames.shape[1:] == (25, 2, 34, 34) and labels.unique().tolist() == list(range(10)), split
+        sizes[split] = len(frames)
+    assert sizes == {"train": 160, "val": 21, "test": 20}
+    no_val = DataConfig(root=str(real_nmnist), test_from_train=0.1, val_from_train=0, subset=5, cache_dir=str(tmp_path))
+    assert len(load_split(no_val, "train")[0]) == 180
 
 
 def test_load_split_refuses_an_unknown_split(toy_nmnist, tmp_path):
