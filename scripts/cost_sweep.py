@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import datetime, timezone
-from pathlib import Path
 
 import torch
 
@@ -23,6 +22,7 @@ from snn_lib.config import Config, apply_overrides
 from snn_lib.device import resolve_device
 from snn_lib.evaluate import evaluate_checkpoint
 from snn_lib.report import hardware
+from snn_lib.rundir import atomic_write
 from snn_lib.train import run_training
 
 
@@ -76,9 +76,7 @@ def main() -> None:
                      f"{total['effective_acs'] / ann:.3f} |")
     lines += ["", f"Each accuracy is out of {rows[0][2]['samples']} recordings and one seed: differences of a few "
               "points are within the spread between seeds (benchmarks/results/real_1k_accuracy.md)."]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
+    atomic_write(args.out, "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

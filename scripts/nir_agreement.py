@@ -28,6 +28,7 @@ from snn_lib.data import load_split
 from snn_lib.export import DEFAULT_DT, SIMULATORS, adapt, agreement, nir_graph, read_nir, simulate, write_nir
 from snn_lib.model import predict
 from snn_lib.report import hardware
+from snn_lib.rundir import atomic_write
 
 
 def version(package: str) -> str:
@@ -115,9 +116,7 @@ def main() -> None:
     lines += ["", "Counts are output spikes per recording and class, summed over the time steps. 'As written': "
               "the simulator's own NIR importer on the file; 'adapted': on the equivalent graph "
               "`snn_lib.export.adapt` writes for it (what it changed is listed)."]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
+    atomic_write(args.out, "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -27,6 +27,7 @@ from snn_lib.data.nmnist import read_events
 from snn_lib.data.nmnist_sim import mnist_digits
 from snn_lib.data.simulator import SimConfig, record_batch
 from snn_lib.report import hardware
+from snn_lib.rundir import atomic_write
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_REAL = REPO.parent / "shared/data/nmnist-real-1k"
@@ -125,8 +126,7 @@ def write_report(text: str, out: str) -> None:
     if out == "-":
         print(text)
     else:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(text)
+        atomic_write(out, text)
         print(f"wrote {out}")
 
 

@@ -108,6 +108,8 @@ def curves_csv(results: dict) -> str:
 
 
 def write(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` atomically. Unlike rundir.atomic_write, the temporary file is
+    named by process: several processes rewrite the same results files."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
