@@ -377,6 +377,10 @@ def _parse_setting(item: str):
     try:
         return OverridesParser.create().parse_overrides([item])[0]
     except Exception:  # noqa: BLE001 - any parse error means the text is not a setting
+        key, _, value = item.partition("=")
+        if key and any(c in value for c in "=:${}()' "):       # e.g. a path into a sweep's seed=0 folder
+            raise ConfigError(f"'{item}' is not a key=value setting: quote a value that holds such characters, "
+                              f"as in \"{key}='{value}'\" (the double quotes are for the shell).") from None
         raise ConfigError(f"'{item}' is not a key=value setting (e.g. train.num_epochs=3).") from None
 
 

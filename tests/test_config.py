@@ -93,6 +93,7 @@ def test_to_overrides_lists_only_what_differs_and_reads_back():
     (["train.num_epochs=abc"], "train.num_epochs=abc is not valid"),
     (["seed=0,1"], "a sweep needs snn-train -m"),
     (["no_equals_sign"], "is not a key=value setting"),
+    (["train.init_from=exp/sweep/seed=0/best.pt"], "quote a value .* \"train.init_from='exp/sweep/seed=0/best.pt'\""),
 ])
 def test_apply_overrides_refuses_in_one_line(items, message):
     with pytest.raises(ConfigError, match=message) as err:

@@ -332,3 +332,23 @@ def test_the_small_real_recipe_composes(tmp_path):
                  "root: ROOT"):
         assert line in result.stdout
     assert list(tmp_path.iterdir()) == []                           # composed, nothing run
+
+
+def test_ablation_rows_compose_and_the_two_run_row_fine_tunes_its_first_run(tmp_path):
+    import argparse
+    import importlib.util
+    path = Path(__file__).resolve().parents[1] / "scripts" / "small_real_ablation.py"
+    spec = importlib.util.spec_from_file_location("small_real_ablation", path)
+    ablation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablation)
+    args = argparse.Namespace(root="ROOT", exp_root=str(tmp_path), epochs=10)
+    for row in ablation.ROWS:                                       # every row is valid settings
+        ablation.row_config(row, 0, args, ["train.threads=1"])
+    row = "pre-train, then fine-tune"
+    first = ablation.row_config(row, 3, args, [], pretrain=True)
+    second = ablation.row_config(row, 3, args, [])
+    assert first.run_dir != second.run_dir and first.run_dir.parent.name.endswith("_pretrain")
+    assert second.train.init_from == str(first.run_dir / "last.pt") and first.seed == second.seed == 3
+    assert (first.data.sim_mix, first.train.num_epochs, first.train.lr) == (3790, 10, 0.002)
+    assert (second.data.sim_mix, second.train.num_epochs, second.train.lr) == (0, 6, 0.0005)
+    assert first.data.test_from_train == second.data.test_from_train == 0.1      # the same test split
