@@ -8,10 +8,12 @@ training. Every run is a plain :func:`snn_lib.train.run_training` (what ``snn-tr
 reports the test accuracy of that epoch (and of the last one), as ``snn-report`` does.
 
 Seeds are the outer loop, so that a cut run leaves every row with some seeds. Each finished run
-leaves ``ablation.json`` (its row, seed, accuracies and wall time) in its folder; the results file
-and the curves (``--curves``: every epoch of every run, CSV) are rewritten from all of them after
-every run, so several processes may share one ``--exp-root`` (e.g. one per row), and a run already
-finished is not run again; ``--tables-only`` rewrites them without training::
+leaves ``ablation.json`` (its row, seed and wall time) in its folder. The curves (``--curves``:
+every epoch of every run, CSV, committed) are the results: the table is computed from them, and
+both files are rewritten after every run from the curves already there and the finished runs
+under ``--exp-root``. So several processes may share one ``--exp-root`` (e.g. one per row), a run
+already finished (in either) is not run again, and ``--tables-only`` rewrites the table without
+training::
 
     python scripts/small_real_ablation.py --root ../shared/data/nmnist-real-1k --seeds 0 1 2 3 4 \\
         --out benchmarks/results/small_real_ablation.md
@@ -103,20 +105,60 @@ def row_config(row: str, seed: int, args, common: list[str], pretrain: bool = Fa
     return cfg
 
 
+def pretrain_epochs(row: str) -> int:
+    """How many of a row's epochs are its first run's (0 for a one-run row)."""
+    items = [i for i in PRETRAIN.get(row, []) if i.startswith("train.num_epochs=")]
+    return int(items[-1].split("=")[1]) if items else 0
+
+
 def collect(exp_root: Path) -> dict:
-    """Every finished run's ``ablation.json`` under ``exp_root``, by run folder."""
-    return {str(p.parent): json.loads(p.read_text()) for p in sorted(exp_root.glob("*/*/ablation.json"))}
+    """Every finished run under ``exp_root`` (those with an ``ablation.json``), by (row, seed):
+    its row, seed and every epoch of its metrics.csv; a two-run row's epochs are those of its
+    first run, then those of its second, numbered on."""
+    from snn_lib.rundir import read_metrics_csv
+    runs = {}
+    for path in sorted(exp_root.glob("*/*/ablation.json")):
+        r = json.loads(path.read_text())
+        history = read_metrics_csv(path.parent / "metrics.csv")
+        if r["row"] in PRETRAIN:
+            first = read_metrics_csv(Path(r["pretrain_dir"]) / "metrics.csv")
+            history = first + [{**m, "epoch": m["epoch"] + len(first)} for m in history]
+        runs[(r["row"], r["seed"])] = {"row": r["row"], "seed": r["seed"], "history": history}
+    return runs
+
+
+def read_curves(path: Path) -> dict:
+    """The runs a curves file (``curves_csv``) holds, as ``collect`` gives them: the committed
+    results, so that the table can be rewritten where the run folders are gone."""
+    import csv
+    runs: dict = {}
+    if path.is_file():
+        with open(path, newline="") as f:
+            for line in csv.DictReader(f):
+                row, seed = line.pop("row"), int(line.pop("seed"))
+                epoch = {k: (int(v) if k == "epoch" else float(v)) for k, v in line.items() if v not in ("", None)}
+                runs.setdefault((row, seed), {"row": row, "seed": seed, "history": []})["history"].append(epoch)
+    return runs
 
 
 def curves_csv(results: dict) -> str:
     """Every epoch of every finished run: row, seed and the columns of its metrics.csv."""
-    from snn_lib.rundir import METRICS, read_metrics_csv
+    from snn_lib.rundir import METRICS
     lines = [",".join(["row", "seed", *METRICS])]
     order = {row: i for i, row in enumerate(ROWS)}
-    for folder, r in sorted(results.items(), key=lambda kv: (order.get(kv[1]["row"], len(order)), kv[1]["seed"])):
-        for m in read_metrics_csv(Path(folder) / "metrics.csv"):
-            lines.append(",".join([f'"{r["row"]}"', str(r["seed"]), *(f"{m[k]:.6g}" for k in METRICS)]))
+    for r in sorted(results.values(), key=lambda r: (order.get(r["row"], len(order)), r["seed"])):
+        for m in r["history"]:
+            lines.append(",".join([f'"{r["row"]}"', str(r["seed"]), *(f"{m[k]:.6g}" if k in m else "" for k in METRICS)]))
     return "\n".join(lines) + "\n"
+
+
+def summary(run: dict) -> dict:
+    """A run's test accuracy at the epoch its validation split chose (within its last run, for a
+    two-run row: that run's best.pt) and at the last epoch, and its training minutes."""
+    history = run["history"]
+    chosen = val_chosen(history[pretrain_epochs(run["row"]):])
+    return {"seed": run["seed"], "chosen_test": chosen["test_acc"], "chosen_epoch": chosen["epoch"],
+            "last_test": history[-1]["test_acc"], "minutes": sum(m["epoch_seconds"] for m in history) / 60}
 
 
 def write(path: Path, text: str) -> None:
@@ -135,7 +177,7 @@ def target_lines(results: dict) -> list[str]:
     """How far each recipe row is from the issue's target (99% mean test accuracy over 5 seeds)."""
     lines = []
     for row in ROWS:
-        runs = [r["chosen_test"] for r in results.values() if r["row"] == row]
+        runs = [summary(r)["chosen_test"] for r in results.values() if r["row"] == row]
         if (row.startswith("recipe") or row in PRETRAIN) and runs:
             mean = statistics.fmean(runs)
             verdict = "meets it" if mean >= TARGET else f"short by {100 * (TARGET - mean):.1f} points"
@@ -158,10 +200,10 @@ def table(results: dict, args, command: str) -> str:
              "val-chosen** is the test accuracy of that epoch. Each figure is out of 100 test recordings, so one "
              "recording is one point. Mean +- sample standard deviation over the seeds, the range, and n seeds.", "",
              "| row | settings (on top of the defaults) | n seeds | test acc, val-chosen epoch | range | "
-             "test acc, last epoch | val-chosen epoch | wall time per run |",
+             "test acc, last epoch | val-chosen epoch | training time per run |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for row, items in ROWS.items():
-        runs = [r for r in results.values() if r["row"] == row]
+        runs = sorted((summary(r) for r in results.values() if r["row"] == row), key=lambda r: r["seed"])
         settings = " ".join(f"`{i}`" for i in items if i not in SIM) or "(defaults)"
         if row in PRETRAIN:
             settings = (f"run 1: {' '.join(f'`{i}`' for i in PRETRAIN[row] if i not in SIM)}; run 2: "
@@ -172,11 +214,11 @@ def table(results: dict, args, command: str) -> str:
             lines.append(f"| {LABELS.get(row, row)} | {settings} | 0 | not run | | | | |")
             continue
         chosen, last = spread([r["chosen_test"] for r in runs]), spread([r["last_test"] for r in runs])
-        epochs = ", ".join(str(r["chosen_epoch"]) for r in sorted(runs, key=lambda r: r["seed"]))
+        epochs = ", ".join(str(r["chosen_epoch"]) for r in runs)
         std = f" +- {100 * chosen['std']:.1f}" if chosen["n"] > 1 else ""
         lines.append(f"| {LABELS.get(row, row)} | {settings} | {chosen['n']} ({', '.join(str(r['seed']) for r in runs)}) | "
                      f"**{100 * chosen['mean']:.1f}%**{std} | {100 * chosen['min']:.0f}-{100 * chosen['max']:.0f}% | "
-                     f"{100 * last['mean']:.1f}% | {epochs} | {statistics.fmean(r['wall'] for r in runs) / 60:.1f} min |")
+                     f"{100 * last['mean']:.1f}% | {epochs} | {statistics.fmean(r['minutes'] for r in runs):.1f} min |")
     counts = [sum(r["row"] == row for r in results.values()) for row in ROWS]
     short = min(counts) < max(counts)
     notes = [f"`sim` settings: {' '.join(f'`{i}`' for i in SIM)}. `+experiment=small_real` in a row: "
@@ -196,9 +238,9 @@ def table(results: dict, args, command: str) -> str:
               "epochs, then 6 on the real ones alone, under the cosine schedule instead of a fixed 5e-4)" + ("; a row with fewer seeds than the others was stopped at the "
                                                        "deadline (n seeds says how many finished)" if short else "")
               + ". Weight decay and the cosine schedule were measured together, and only one set of augmentations.",
-              "Wall time: the whole `run_training` call (data from the frame cache, training, evaluation of the "
-              "validation and test splits every epoch, checkpoints), one torch thread per run, up to four runs at a "
-              "time on two cores that other work shared too: compare rows roughly, not machines."]
+              "Training time: the sum of the epochs' training time (`epoch_seconds` in metrics.csv; the evaluation "
+              "of the validation and test splits and the checkpoints are not counted), one torch thread per run, up "
+              "to four runs at a time on two cores that other work shared too: compare rows roughly, not machines."]
     for note in notes:
         lines += ["", note]
     return "\n".join(lines) + "\n"
@@ -224,20 +266,18 @@ def main() -> None:
     for seed in [] if args.tables_only else args.seeds:
         for row in args.rows:
             cfg = row_config(row, seed, args, common)
-            if (cfg.run_dir / "ablation.json").is_file():
+            if (cfg.run_dir / "ablation.json").is_file() or (row, seed) in read_curves(Path(args.curves)):
                 continue
             start = time.perf_counter()
+            done = {"row": row, "seed": seed}
             if row in PRETRAIN:                     # its first run (continued or skipped when done)
-                run_training(row_config(row, seed, args, common, pretrain=True))
-            history = run_training(cfg).history
-            chosen = val_chosen(history)
-            write(cfg.run_dir / "ablation.json", json.dumps(
-                {"row": row, "seed": seed, "chosen_test": chosen["test_acc"], "chosen_epoch": chosen["epoch"],
-                 "last_test": history[-1]["test_acc"], "wall": time.perf_counter() - start}))
-            results = collect(exp_root)
+                done["pretrain_dir"] = str(run_training(row_config(row, seed, args, common, pretrain=True)).run_dir)
+            run_training(cfg)
+            write(cfg.run_dir / "ablation.json", json.dumps({**done, "wall": time.perf_counter() - start}))
+            results = {**read_curves(Path(args.curves)), **collect(exp_root)}
             write(Path(args.out), table(results, args, command))
             write(Path(args.curves), curves_csv(results))
-    results = collect(exp_root)
+    results = {**read_curves(Path(args.curves)), **collect(exp_root)}
     write(Path(args.out), table(results, args, command))
     write(Path(args.curves), curves_csv(results))
 
