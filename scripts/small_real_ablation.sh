@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The runs of benchmarks/results/small_real_ablation.md, as they were made on a shared 2-core CPU:
 # one row per process, one torch thread each (two threads per process on two shared cores ran 4x
-# slower), three processes at a time, then the table rewritten from every finished run. A run
-# already finished is skipped, so the script continues a cut session. Usage:
+# slower), two or three processes at a time, then the table rewritten from every finished run. A
+# run already finished (in EXP_ROOT, or in the committed small_real_ablation_curves.csv) is
+# skipped, so the script continues a cut session; to run everything again, move that curves file
+# away first. Usage:
 #   bash scripts/small_real_ablation.sh [ROOT] [EXP_ROOT] [CACHE]
 set -euo pipefail
 ROOT=${1:-../shared/data/nmnist-real-1k}
@@ -25,5 +27,8 @@ wait
 SEEDS="0 3" run --rows "recipe, longer" &      # tried last, once the table above was in
 SEEDS="1 4" run --rows "recipe, longer" &
 SEEDS="2" run --rows "recipe, longer" &
+wait
+SEEDS="0 2 4" run --rows "pre-train, then fine-tune" &     # added in a later session, on a quiet machine
+SEEDS="1 3" run --rows "pre-train, then fine-tune" &
 wait
 run --tables-only

@@ -348,7 +348,7 @@ def test_ablation_rows_compose_and_the_two_run_row_fine_tunes_its_first_run(tmp_
     first = ablation.row_config(row, 3, args, [], pretrain=True)
     second = ablation.row_config(row, 3, args, [])
     assert first.run_dir != second.run_dir and first.run_dir.parent.name.endswith("_pretrain")
-    assert second.train.init_from == str(first.run_dir / "last.pt") and first.seed == second.seed == 3
+    assert second.train.init_from == str(first.run_dir / "checkpoints" / "last.pt") and first.seed == second.seed == 3
     assert (first.data.sim_mix, first.train.num_epochs, first.train.lr) == (3790, 10, 0.002)
     assert (second.data.sim_mix, second.train.num_epochs, second.train.lr) == (0, 6, 0.0005)
     assert first.data.test_from_train == second.data.test_from_train == 0.1      # the same test split
