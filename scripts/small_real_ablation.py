@@ -54,11 +54,16 @@ ROWS = {
     "recipe, longer": ["+experiment=small_real", "data.sim_mix=3790", "data.sim_mix_epochs=10", "train.num_epochs=16",
                        *SIM],
     "pre-train, then fine-tune": ["train.init_from=PRETRAINED", "train.lr=0.0005", "train.num_epochs=6"],
+    "pre-train on 2 recordings per digit, then fine-tune": ["train.init_from=PRETRAINED", "train.lr=0.0005",
+                                                            "train.num_epochs=6"],
 }
 """Each row's settings on top of the defaults (``+experiment=small_real`` means the recipe's file,
 then the settings after it)."""
 
-PRETRAIN = {"pre-train, then fine-tune": ["data.sim_mix=3790", "data.sim_mix_epochs=10", "train.num_epochs=10", *SIM]}
+PRETRAIN = {"pre-train, then fine-tune": ["data.sim_mix=3790", "data.sim_mix_epochs=10", "train.num_epochs=10", *SIM],
+            "pre-train on 2 recordings per digit, then fine-tune": [
+                "data.sim_mix=7580", "data.sim_recordings_per_image=2", "data.sim_mix_epochs=10", "train.num_epochs=10",
+                *SIM]}
 """Rows trained in two runs: first these settings (a run of its own, in ``{row}_pretrain/``), then
 the row's settings with ``train.init_from`` that run's ``last.pt`` (weights only; a fresh Adam).
 The issue's quick check, as far as the data allows: 10 epochs with the simulated recordings at
@@ -67,7 +72,9 @@ lr 2e-3, then 6 epochs at lr 5e-4 on the real ones alone."""
 LABELS = {"recipe (+experiment=small_real)": "recipe as first written: 1,500 simulated for 4 of 10 epochs",
           "recipe with more simulated data": "recipe (small_real.yaml now): 3,790 simulated for 8 of 14 epochs",
           "recipe, longer": "recipe, longer: 3,790 simulated for 10 of 16 epochs",
-          "pre-train, then fine-tune": "pre-train with 3,790 simulated for 10 epochs, then fine-tune 6 at lr 5e-4"}
+          "pre-train, then fine-tune": "pre-train with 3,790 simulated for 10 epochs, then fine-tune 6 at lr 5e-4",
+          "pre-train on 2 recordings per digit, then fine-tune": "the same with 7,580 simulated (each digit recorded "
+                                                                 "twice, with its own noise)"}
 """How the table names a row (the row's key stays what its runs' ablation.json files say)."""
 
 RECIPE_AT_FIRST = ["data.val_from_train=0.1", "data.sim_mix=1500", "data.sim_mix_epochs=4", "train.num_epochs=10",
@@ -228,7 +235,7 @@ def table(results: dict, args, command: str) -> str:
               "default CSNN (12C5-MP2-64C5-MP2-FC10, model.impl=fast), float32.",
               "Selection: with 101 validation recordings the validation accuracy often reaches 99-100% at several "
               "epochs; the first of them is chosen, sometimes an early one (the val-chosen epoch column), so the "
-              "test accuracy at the last epoch is given beside it. After pre-training (the two-run row) it is 98-100% at "
+              "test accuracy at the last epoch is given beside it. After pre-training (the two-run rows) it is 98-100% at "
               "every fine-tuning epoch: 101 recordings cannot tell those epochs apart.",
               *target_lines(results),
               "What was cut to fit a shared 2-core CPU in one afternoon: 10 epochs per row instead of the default 15 "
@@ -244,7 +251,7 @@ def table(results: dict, args, command: str) -> str:
               "Training time: the sum of the epochs' training time (`epoch_seconds` in metrics.csv, both runs of a "
               "two-run row; the evaluation of the validation and test splits and the checkpoints are not counted), "
               "one torch thread per run, three or four runs at a time on two cores that other work shared too, "
-              "except the row 'pre-train, then fine-tune': two at a time on an otherwise idle machine, so its time "
+              "except the two-run rows: two at a time on an otherwise idle machine, so its time "
               "is not comparable with the others'. Compare rows roughly, not machines."]
     for note in notes:
         lines += ["", note]

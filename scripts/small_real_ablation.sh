@@ -31,4 +31,7 @@ wait
 SEEDS="0 2 4" run --rows "pre-train, then fine-tune" &     # added in a later session, on a quiet machine
 SEEDS="1 3" run --rows "pre-train, then fine-tune" &
 wait
+SEEDS="0 2 4" run --rows "pre-train on 2 recordings per digit, then fine-tune" &
+SEEDS="1 3" run --rows "pre-train on 2 recordings per digit, then fine-tune" &
+wait
 run --tables-only
