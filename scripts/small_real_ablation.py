@@ -205,9 +205,10 @@ def table(results: dict, args, command: str) -> str:
              "recordings).", "",
              "best.pt is the epoch of the best validation accuracy (the first, on a tie); **test accuracy, "
              "val-chosen** is the test accuracy of that epoch. Each figure is out of 100 test recordings, so one "
-             "recording is one point. Mean +- sample standard deviation over the seeds, the range, and n seeds.", "",
-             "| row | settings (on top of the defaults) | n seeds | test acc, val-chosen epoch | range | "
-             "test acc, last epoch | val-chosen epoch | training time per run |",
+             "recording is one point. Mean +- sample standard deviation over the seeds, the range, and the number "
+             "of seeds (seeds 0 to n-1 unless the row names them).", "",
+             "| row | settings (on top of the defaults) | seeds | test acc, val-chosen epoch | range | "
+             "test acc, last epoch | val-chosen epochs | training time |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for row, items in ROWS.items():
         runs = sorted((summary(r) for r in results.values() if r["row"] == row), key=lambda r: r["seed"])
@@ -223,7 +224,9 @@ def table(results: dict, args, command: str) -> str:
         chosen, last = spread([r["chosen_test"] for r in runs]), spread([r["last_test"] for r in runs])
         epochs = ", ".join(str(r["chosen_epoch"]) for r in runs)
         std = f" +- {100 * chosen['std']:.1f}" if chosen["n"] > 1 else ""
-        lines.append(f"| {LABELS.get(row, row)} | {settings} | {chosen['n']} ({', '.join(str(r['seed']) for r in runs)}) | "
+        seeds = [r["seed"] for r in runs]
+        named = "" if seeds == list(range(len(seeds))) else f" ({', '.join(map(str, seeds))})"
+        lines.append(f"| {LABELS.get(row, row)} | {settings} | {chosen['n']}{named} | "
                      f"**{100 * chosen['mean']:.1f}%**{std} | {100 * chosen['min']:.0f}-{100 * chosen['max']:.0f}% | "
                      f"{100 * last['mean']:.1f}% | {epochs} | {statistics.fmean(r['minutes'] for r in runs):.1f} min |")
     counts = [sum(r["row"] == row for r in results.values()) for row in ROWS]
@@ -234,9 +237,10 @@ def table(results: dict, args, command: str) -> str:
               f"Every row: {args.epochs} epochs unless it says otherwise, batch 32, Adam lr 0.002 unless the row says otherwise, T=25, the "
               "default CSNN (12C5-MP2-64C5-MP2-FC10, model.impl=fast), float32.",
               "Selection: with 101 validation recordings the validation accuracy often reaches 99-100% at several "
-              "epochs; the first of them is chosen, sometimes an early one (the val-chosen epoch column), so the "
-              "test accuracy at the last epoch is given beside it. After pre-training (the two-run rows) it is 98-100% at "
-              "every fine-tuning epoch: 101 recordings cannot tell those epochs apart.",
+              "epochs; the first of them is chosen, sometimes an early one (the val-chosen epochs column), so the "
+              "test accuracy at the last epoch is given beside it. After pre-training it is 98-100% at "
+              "every fine-tuning epoch of every seed in the first two-run row, and 96-100% in the second: 101 "
+              "recordings can hardly tell those epochs apart.",
               *target_lines(results),
               "What was cut to fit a shared 2-core CPU in one afternoon: 10 epochs per row instead of the default 15 "
               "(14 and 16 for the longer recipes); 1,500 simulated recordings for 4 epochs in the recipe as first written, "
@@ -245,7 +249,7 @@ def table(results: dict, args, command: str) -> str:
               "The row 'pre-train, then fine-tune' is that schedule, run in a later session, with one difference: its "
               "first run mixes the 3,790 simulated recordings with the 799 real ones, because the simulated dataset "
               "alone (`data.name=nmnist_sim`) has no setting that leaves out the sources of the real set"
-              + ("; a row with fewer seeds than the others was stopped at the deadline (n seeds says how many "
+              + ("; a row with fewer seeds than the others was stopped at the deadline (seeds says how many "
                  "finished)" if short else "")
               + ". Weight decay and the cosine schedule were measured together, and only one set of augmentations.",
               "Training time: the sum of the epochs' training time (`epoch_seconds` in metrics.csv, both runs of a "

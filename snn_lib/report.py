@@ -41,7 +41,9 @@ from .rundir import read_metrics_csv
 
 _UNITS = (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("amx_bf16", "AMX-BF16"))
 _STYLE = ("<style>.snn-results table {border-collapse: collapse; font-size: 85%}"
-          " .snn-results th, .snn-results td {padding: 1px 7px; border-bottom: 1px solid #ddd}</style>")
+          " .snn-results th, .snn-results td {padding: 1px 7px; border-bottom: 1px solid #ddd}"
+          # a long setting in a cell may break anywhere, so that a wide table still fits the page
+          " .snn-results td code {overflow-wrap: anywhere}</style>")
 
 
 def hardware(device: torch.device | str = "cpu") -> str:
