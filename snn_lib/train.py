@@ -129,24 +129,24 @@ def train_epoch(model: torch.nn.Module, loader: FrameLoader, optimizer: torch.op
     correct = torch.zeros((), dtype=torch.int64, device=device)
     first_bad = torch.full((), steps, dtype=torch.int64, device=device)     # steps: none yet
     seen = 0
-    bar = progress(total=steps, desc=desc, leave=False, mininterval=1.0)
-    for step, (frames, labels) in enumerate(loader):
-        if step == steps:
-            break
-        frames, labels = frames.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        loss, spk = train_step(model, frames, labels, optimizer, loss_fn, cfg.amp, scaler)
-        total_loss += loss.double() * len(labels)
-        correct += (predict(spk) == labels).sum()
-        first_bad = torch.where(torch.isfinite(loss), first_bad, torch.clamp(first_bad, max=step))
-        seen += len(labels)
-        bar.update()
-        if (step + 1) % REFRESH_STEPS == 0:                              # one read of the device
-            loss_sum, right, bad, weights_bad = _readings(model, total_loss, correct, first_bad)
-            _stop_if_non_finite(int(bad), bool(weights_bad), steps, step, bar)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * right / seen:.1f}%", refresh=False)
-    _, _, bad, weights_bad = _readings(model, total_loss, correct, first_bad)   # waits for the device
-    _stop_if_non_finite(int(bad), bool(weights_bad), steps, steps - 1, bar)
-    bar.close()
+    # `with`: a stop mid-epoch (Ctrl-C, a non-finite loss) clears the bar before its one-line message
+    with progress(total=steps, desc=desc, leave=False, mininterval=1.0) as bar:
+        for step, (frames, labels) in enumerate(loader):
+            if step == steps:
+                break
+            frames, labels = frames.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            loss, spk = train_step(model, frames, labels, optimizer, loss_fn, cfg.amp, scaler)
+            total_loss += loss.double() * len(labels)
+            correct += (predict(spk) == labels).sum()
+            first_bad = torch.where(torch.isfinite(loss), first_bad, torch.clamp(first_bad, max=step))
+            seen += len(labels)
+            bar.update()
+            if (step + 1) % REFRESH_STEPS == 0:                              # one read of the device
+                loss_sum, right, bad, weights_bad = _readings(model, total_loss, correct, first_bad)
+                _stop_if_non_finite(int(bad), bool(weights_bad), steps, step)
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * right / seen:.1f}%", refresh=False)
+        _, _, bad, weights_bad = _readings(model, total_loss, correct, first_bad)   # waits for the device
+        _stop_if_non_finite(int(bad), bool(weights_bad), steps, steps - 1)
     sums = all_reduce_sum(torch.stack([total_loss, correct.double(), torch.tensor(float(seen), device=device,
                                                                                   dtype=torch.float64)]))
     total, right, seen = sums.tolist()                                  # over every process of a parallel run
@@ -161,13 +161,11 @@ def _readings(model: torch.nn.Module, total_loss: torch.Tensor, correct: torch.T
     return torch.stack([total_loss, correct.double(), first_bad.double(), weights_bad.double()]).tolist()
 
 
-def _stop_if_non_finite(first_bad: int, weights_bad: bool, steps: int, step: int, bar) -> None:
+def _stop_if_non_finite(first_bad: int, weights_bad: bool, steps: int, step: int) -> None:
     """Raise NonFiniteLoss if a loss so far, or a parameter now, is NaN or infinite."""
     if first_bad < steps:
-        bar.close()
         raise NonFiniteLoss(f"the training loss became non-finite at step {first_bad + 1}")
     if weights_bad:
-        bar.close()
         raise NonFiniteLoss(f"the weights became non-finite by step {step + 1}")
 
 

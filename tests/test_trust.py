@@ -346,6 +346,34 @@ def test_a_non_finite_loss_is_found_at_its_step(toy_nmnist, tmp_path):
             toy_nmnist, tmp_path).train, torch.device("cpu"))
 
 
+def test_a_stop_mid_epoch_clears_the_progress_bar_first(toy_nmnist, tmp_path, monkeypatch, capsys):
+    """The CLI's one-line message follows the bar; a bar left open puts it mid-line (CI saw
+    "epoch 3/40:   0%| ... snn-train: Ctrl-C: ...")."""
+    from snn_lib.data import make_loaders
+    from snn_lib.model import build_model
+    from snn_lib.train import train_epoch
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    loaders = make_loaders(DataConfig(root=str(toy_nmnist), cache_dir=str(tmp_path), n_time_bins=3), 8)
+    net = build_model(ModelConfig(channels=(2, 2)), loaders.frame_shape)
+    steps = []
+
+    def loss_fn(spk, labels):
+        steps.append(1)
+        if len(steps) == 2:
+            raise KeyboardInterrupt
+        return spk.sum() * 0.0
+
+    try:                                   # read stderr where the CLI prints: in the handler, frame alive
+        train_epoch(net, loaders.train, torch.optim.SGD(net.parameters(), lr=0.1), loss_fn, tiny_config(
+            toy_nmnist, tmp_path).train, torch.device("cpu"))
+    except KeyboardInterrupt:
+        err = capsys.readouterr().err
+    else:
+        pytest.fail("the KeyboardInterrupt did not come through")
+    assert "train:" in err, err                               # the bar was shown
+    assert err.endswith("\r"), repr(err[-200:])              # and cleared: the cursor is back at column 0
+
+
 # ---- 8. a changed train.lr on resume is used, and logged --------------------------------------------
 
 def test_resume_applies_a_changed_lr_and_logs_it(toy_nmnist, tmp_path, monkeypatch):

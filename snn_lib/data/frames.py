@@ -85,11 +85,14 @@ def frames_of_recordings(recordings: list[Recording], n_time_bins: int, denoise_
     jobs = [(rec.path, n_time_bins, denoise_us, crop, *((*augment, i) if augment else ()))
             for i, rec in enumerate(recordings)]
     workers = workers or min(os.cpu_count() or 1, 8)
+    # `with`: a bar is closed on Ctrl-C too, before the command's one-line message
     if workers > 1 and len(jobs) >= min_parallel:
-        with worker_pool(workers) as pool:
-            frames = list(progress(pool.map(_frames_of, jobs, chunksize=64), total=len(jobs), desc=desc))
+        with worker_pool(workers) as pool, progress(pool.map(_frames_of, jobs, chunksize=64), total=len(jobs),
+                                                    desc=desc) as bar:
+            frames = list(bar)
     else:
-        frames = [_frames_of(job) for job in progress(jobs, desc=desc)]
+        with progress(jobs, desc=desc) as bar:
+            frames = [_frames_of(job) for job in bar]
     return torch.from_numpy(np.stack(frames))
 
 

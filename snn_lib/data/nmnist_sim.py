@@ -152,12 +152,13 @@ def make_sim_dataset(out_dir: str | Path, train_per_class: int = _DEFAULTS.sim_t
     pool = worker_pool(workers) if workers > 1 and len(jobs) > 2 else None   # not for tiny sets
     try:
         results = pool.map(_record_chunk, jobs) if pool else map(_record_chunk, jobs)
-        for (split, chunk, k), events in progress(zip(names, results), total=len(jobs), desc="nmnist_sim"):
-            for row, ev in zip(chunk, events):
-                label = int(labels[row])
-                name = f"{SPLITS[split]}/{label}/{row:05d}_{k}.bin"
-                write_events(out_dir / name, ev)
-                sources.append(f"{name},{split},{label},{row},{k}")
+        with progress(zip(names, results), total=len(jobs), desc="nmnist_sim") as bar:   # closed on Ctrl-C too
+            for (split, chunk, k), events in bar:
+                for row, ev in zip(chunk, events):
+                    label = int(labels[row])
+                    name = f"{SPLITS[split]}/{label}/{row:05d}_{k}.bin"
+                    write_events(out_dir / name, ev)
+                    sources.append(f"{name},{split},{label},{row},{k}")
     finally:
         if pool:
             pool.shutdown()
