@@ -499,7 +499,8 @@ def _run(cfg: Config, run_dir: Path, device: torch.device, resume_state: dict | 
                          100 * chosen[f"{select}_acc"], 100 * chosen["test_acc"], len(loaders.test.labels), len(gifs),
                          run_dir)
     except KeyboardInterrupt as err:
-        where = f"during epoch {epoch}" if epoch else "before the first epoch"
+        where = (f"after epoch {epoch}" if epoch and epoch == last_epoch      # in its plots or the GIFs
+                 else f"during epoch {epoch}" if epoch else "before the first epoch")
         kept = f"the last checkpoint holds epoch {last_epoch}" if last_epoch else "no epoch was finished"
         raise RunInterrupted(f"stopped {where} of {run_dir} ({kept}); continue with train.resume=true and the "
                              "same exp_id.") from err

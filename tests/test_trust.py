@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -175,7 +176,7 @@ def test_a_kill_between_last_and_best_is_repaired_on_resume(toy_nmnist, tmp_path
 
     monkeypatch.setattr(train_module, "evaluate", rising)
     monkeypatch.setattr(train_module, "save_checkpoint", killed_before_best)
-    with pytest.raises(RunInterrupted, match="stopped during epoch 2 .*the last checkpoint holds epoch 2"):
+    with pytest.raises(RunInterrupted, match="stopped after epoch 2 .*the last checkpoint holds epoch 2"):
         run_training(cfg)
     monkeypatch.setattr(train_module, "save_checkpoint", real_save)
     checkpoints = cfg.run_dir / "checkpoints"
@@ -545,7 +546,8 @@ def test_a_signal_stops_the_run_in_one_line_and_it_resumes(toy_nmnist, tmp_path,
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == status, err[-2000:]
     last = err.strip().splitlines()[-1]
-    assert last.startswith(f"snn-train: {name}: stopped during epoch ") and "train.resume=true" in last, err[-3000:]
+    assert re.match(f"snn-train: {name}: stopped (during|after) epoch ", last) and "train.resume=true" in last, \
+        err[-3000:]
     assert "Traceback" not in err, err[-3000:]
     checkpoints = tmp_path / "exp" / "sig" / "checkpoints"
     epoch = load_checkpoint(checkpoints / "last.pt")["epoch"]     # 1 if the signal came while epoch 2 was saved
