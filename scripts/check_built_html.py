@@ -10,8 +10,8 @@ Every page under ``book/`` is checked for:
 - **raw TeX**: TeX (``\\beta``, ``\\(``, ``$$``, ``$x_1$``) in the page's text outside math markup,
   code and outputs: a formula that MyST did not turn into math and MathJax will not render;
 - **long lines**: a line of code longer than ``CODE_CHARS`` or of output longer than
-  ``OUTPUT_CHARS`` characters (it gets a scroll bar; the limits are explained below); not on the
-  API page, whose code blocks are the library's docstrings, written to the library's line length;
+  ``OUTPUT_CHARS`` characters (it gets a scroll bar; the limits are explained below), the API
+  page's code blocks (the library's docstrings) included;
 - **missing images**: an ``<img>`` whose file is not in the build (or that is loaded from the network);
 - **widgets**: embedded ipywidgets state or views (dead on a static page, and they pull the widget
   scripts from a CDN), tqdm progress bars among them or printed as text;
@@ -172,8 +172,7 @@ def check_page(page: Path, html_root: Path) -> list[str]:
     """Every problem of one built page, one line each (empty: the page is fine)."""
     soup = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser")
     problems = check_offline(soup, page, html_root) + check_raw_tex(soup)
-    if page.name != "api.html":           # the API page shows the library's docstrings (110-character lines)
-        problems += check_long_lines(soup)
+    problems += check_long_lines(soup)
     problems += check_images(soup, page, html_root) + check_widgets(soup)
     if is_chapter(page, html_root):
         problems += check_real_recording(soup)

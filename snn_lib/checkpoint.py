@@ -3,15 +3,18 @@
 A checkpoint is a dict saved with ``torch.save``, holding only tensors, numbers, strings, lists
 and dicts::
 
-    model          the state dict (weights and biases; beta and threshold are in the config)
+    model          the state dict (weights and biases; beta and threshold
+                   are in the config)
     optimizer      Adam's state dict, or None
     config         the full Config of the run, as a plain dict
     epoch          the last epoch trained
     best_epoch     the epoch whose weights best.pt of the same run holds
-    scheduler      the learning-rate schedule's state dict (train.lr_schedule), or None
+    scheduler      the learning-rate schedule's state dict
+                   (train.lr_schedule), or None
     history        one row of metrics per epoch (metrics.csv)
     metrics        the last row
-    frame_shape    (T, 2, H, W) of one recording: with the config, enough to rebuild the model
+    frame_shape    (T, 2, H, W) of one recording: with the config, enough to
+                   rebuild the model
     digest         SHA-256 of the model's and the optimizer's tensors
     snn_lib_format the version of this layout
 

@@ -4,8 +4,9 @@
 ::
 
     snn-train exp_id=subset1_epochs100 data.subset=1 train.num_epochs=100
-    snn-train data.name=nmnist_sim train.device=cpu           # offline, no download
-    snn-eval checkpoint=exp/default/checkpoints/best.pt out=exp/default/eval.json
+    snn-train data.name=nmnist_sim train.device=cpu  # offline, no download
+    snn-eval checkpoint=exp/default/checkpoints/best.pt \\
+        out=exp/default/eval.json
     snn-make-data out=data/nmnist_sim
     snn-export checkpoint=exp/default/checkpoints/best.pt out=model.nir
 

@@ -2,7 +2,8 @@
 
 The command line (hydra) and a notebook build the same :class:`Config`::
 
-    cfg = Config(exp_id="demo", data=DataConfig(name="nmnist_sim"), train=TrainConfig(num_epochs=2))
+    cfg = Config(exp_id="demo", data=DataConfig(name="nmnist_sim"),
+                 train=TrainConfig(num_epochs=2))
     cfg.validate()
     run_training(cfg)                     # snn_lib.train
 

@@ -34,7 +34,8 @@ chip does differently: it compares operation counts in one unit, not chips.
 
 ::
 
-    cost = measure_cost(model, loader)          # one pass over the recordings (reference forward)
+    # one pass over the recordings (reference forward)
+    cost = measure_cost(model, loader)
     cost["total"]["effective_acs"], cost["ann_twin"]["macs"]
 """
 

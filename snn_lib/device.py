@@ -2,8 +2,10 @@
 
 ::
 
-    device = resolve_device("auto")                 # the GPU if there is one, else the CPU
-    check_amp("bf16", device)                       # refused where the GPU has no bf16 units
+    # the GPU if there is one, else the CPU
+    device = resolve_device("auto")
+    # refused where the GPU has no bf16 units
+    check_amp("bf16", device)
     with autocast("bf16", device):
         spk, mem = model(frames)
 

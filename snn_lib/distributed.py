@@ -2,9 +2,10 @@
 
 ::
 
-    torchrun --nproc_per_node=4 $(which snn-train) exp_id=ddp train.batch_size=128
-    torchrun --nnodes=2 --nproc_per_node=4 --rdzv-backend=c10d --rdzv-endpoint=HOST:29500 \\
-        $(which snn-train) exp_id=ddp2
+    torchrun --nproc_per_node=4 $(which snn-train) \\
+        exp_id=ddp train.batch_size=128
+    torchrun --nnodes=2 --nproc_per_node=4 --rdzv-backend=c10d \\
+        --rdzv-endpoint=HOST:29500 $(which snn-train) exp_id=ddp2
 
 torchrun starts one process per GPU and tells each its ``RANK``, ``LOCAL_RANK`` and
 ``WORLD_SIZE``; :func:`snn_lib.train.run_training` then trains data-parallel by itself:

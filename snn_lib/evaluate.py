@@ -3,9 +3,12 @@ and what it costs (spikes, sparsity, synaptic operations: :mod:`snn_lib.cost`).
 
 ::
 
-    result = evaluate(model, loaders.test)                       # the model's own device
-    result = evaluate_checkpoint("exp/demo/checkpoints/best.pt")  # what snn-eval prints
-    result["cost"]["total"]["effective_acs"]                     # per recording
+    # the model's own device
+    result = evaluate(model, loaders.test)
+    # what snn-eval prints
+    result = evaluate_checkpoint("exp/demo/checkpoints/best.pt")
+    # per recording
+    result["cost"]["total"]["effective_acs"]
 """
 
 from __future__ import annotations

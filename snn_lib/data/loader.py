@@ -6,7 +6,8 @@ training there); each batch is one gather, one cast to float and one transpose t
 ::
 
     loaders = make_loaders(cfg.data, batch_size=32, device="cuda")
-    for frames, labels in loaders.train:       # frames [T, B, 2, H, W], labels [B]
+    for frames, labels in loaders.train:
+        # frames [T, B, 2, H, W], labels [B]
         ...
 """
 

@@ -107,8 +107,10 @@ def sample_root() -> Path:
 
     ::
 
-        recordings = list_recordings(sample_root(), "train")    # 20, sorted by label
-        events = read_events(recordings[0].path)                  # x, y, t (us), p
+        # 20, sorted by label
+        recordings = list_recordings(sample_root(), "train")
+        # x, y, t (us), p
+        events = read_events(recordings[0].path)
     """
     if not (SAMPLE_ROOT / "Train").is_dir():
         raise DataError(f"snn_lib's N-MNIST sample is missing from {SAMPLE_ROOT}: this installation of snn_lib "

@@ -7,9 +7,11 @@ are split by image: the first ``train_per_class`` go to ``Train/``, the next ``t
 own threshold mismatch and noise (:mod:`snn_lib.data.simulator`). The output is N-MNIST itself on
 disk, so :func:`snn_lib.data.list_recordings` and tonic's reader read it unchanged::
 
-    ROOT/Train/<label>/<row>_<k>.bin      ROOT/Test/<label>/<row>_<k>.bin      (40-bit events)
-    ROOT/sources.csv                       file, split, label, source row, recording k
-    ROOT/settings.json                     every setting that made the dataset
+    ROOT/Train/<label>/<row>_<k>.bin  (40-bit events)
+    ROOT/Test/<label>/<row>_<k>.bin   (40-bit events)
+    ROOT/sources.csv                  file, split, label, source row,
+                                      recording k
+    ROOT/settings.json                every setting that made the dataset
 
 ``<row>`` is the digit's row in ``mnist_data()`` (or in the given images). Other images record the
 same way: ``make_sim_dataset(out, images=..., labels=...)``, e.g. from :func:`images_from_folder`. A recording depends only on (seed, row, k) and the

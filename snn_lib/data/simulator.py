@@ -8,17 +8,22 @@ Image formation, for sensor pixel ``(u, v)`` at time ``t`` (image value ``g`` in
 Gaussian optics blur of ``blur_px`` pixels, sampled bilinearly at the sub-pixel offset
 ``s(t) = (s_x, s_y)`` of the image's top-left corner on the sensor)::
 
-    I(u, v, t) = b + (1 - b) * g(u - s_x(t), v - s_y(t))        b = background (monitor black / white)
-    L(t)       = ln I(u, v, t)                                     log intensity (log units)
-    tau dL_f/dt = L - L_f                                          photoreceptor low pass, tau = lowpass_ms
+    I(u, v, t)  = b + (1 - b) * g(u - s_x(t), v - s_y(t))
+                  b = background (monitor black / white)
+    L(t)        = ln I(u, v, t)
+                  log intensity (log units)
+    tau dL_f/dt = L - L_f
+                  photoreceptor low pass, tau = lowpass_ms
 
 With ``inverted`` (the default) ``g`` is replaced by ``1 - g``, the screen around the image
 included: the polarities of real N-MNIST are those of dark strokes on a bright screen.
 
 Each pixel keeps the filtered log intensity ``L_ref`` at its last event. Whenever::
 
-    L_f - L_ref >= theta_on   it emits an ON event  (p = 1) and L_ref += theta_on
-    L_ref - L_f >= theta_off  it emits an OFF event (p = 0) and L_ref -= theta_off
+    L_f - L_ref >= theta_on   it emits an ON event  (p = 1)
+                              and L_ref += theta_on
+    L_ref - L_f >= theta_off  it emits an OFF event (p = 0)
+                              and L_ref -= theta_off
 
 so a large change gives several events, no closer than ``refractory_us`` apart. The thresholds
 (log units) differ from pixel to pixel: ``theta = threshold * (1 + threshold_sigma * N(0, 1))``.
@@ -34,8 +39,10 @@ fraction ``saccade_peak[i]`` of the saccade. Each recording's saccades start
 
 ::
 
-    events = record(image, SimConfig(), np.random.default_rng(0))    # tonic structured array x, y, t, p
-    batch = record_batch(images, SimConfig(), rngs)                  # one event array per image
+    # tonic structured array x, y, t, p
+    events = record(image, SimConfig(), np.random.default_rng(0))
+    # one event array per image
+    batch = record_batch(images, SimConfig(), rngs)
 """
 
 from __future__ import annotations
