@@ -4,10 +4,14 @@ notebook or the book.
 
 ::
 
-    hardware(torch.device("cpu"))   # 'Intel(R) Xeon(R) ... (AVX2, AVX-512), 2 cores, 2 torch threads, load 1.2'
-    rows = summarize(load_runs(["exp/lr_sweep"]))    # one row per setting, over its seeds
+    # 'Intel(R) Xeon(R) ... (AVX2, AVX-512), 2 cores, 2 torch threads,'
+    # ' load 1.2'
+    hardware(torch.device("cpu"))
+    # one row per setting, over its seeds
+    rows = summarize(load_runs(["exp/lr_sweep"]))
     print(report_markdown(rows))
-    results = find_results_dir()    # benchmarks/results of the repository around the working directory
+    # benchmarks/results of the repository around the working directory
+    results = find_results_dir()
     HTML(results_file_html(results / "sim_vs_real.md", open_=True))
 
 A report groups run folders by their setting (the config less the seed and the settings that only
@@ -23,6 +27,7 @@ import csv
 import glob
 import html as html_lib
 import io
+import itertools
 import json
 import os
 import platform
@@ -42,8 +47,7 @@ from .rundir import read_metrics_csv
 _UNITS = (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("amx_bf16", "AMX-BF16"))
 _STYLE = ("<style>.snn-results table {border-collapse: collapse; font-size: 85%}"
           " .snn-results th, .snn-results td {padding: 1px 7px; border-bottom: 1px solid #ddd}"
-          # a long setting in a cell may break anywhere, so that a wide table still fits the page
-          " .snn-results td code {overflow-wrap: anywhere}</style>")
+          " .snn-results td code {overflow-wrap: break-word}</style>")
 
 
 def hardware(device: torch.device | str = "cpu") -> str:
@@ -82,6 +86,15 @@ def _span_notes(table: re.Match) -> str:
                   html, flags=re.S)
 
 
+def _breakable_code(table: re.Match) -> str:
+    """A table whose code spans may break after ``=``, ``_``, ``.`` or ``,`` (a long setting such
+    as ``data.sim_mix_epochs=4`` in a cell), so that a wide table fits the page without breaking
+    words in the middle."""
+    return re.sub(r"<code>(.*?)</code>",
+                  lambda code: "<code>" + re.sub(r"([=_.,])", r"\1<wbr>", code.group(1)) + "</code>",
+                  table.group(0), flags=re.S)
+
+
 CODE_WIDTH = 72
 """Characters of a line in a code block of :func:`markdown_html` (a results file's command):
 longer lines are cut at spaces and continued, shell-style, with `` \\`` so they fit a book page."""
@@ -105,6 +118,7 @@ def markdown_html(text: str) -> str:
     text = re.sub(r"(?m)^#+\s+(.*)", r"**\1**", text)
     html = MarkdownIt("commonmark", {"breaks": True}).enable("table").render(text)
     html = re.sub(r"<table>.*?</table>", _span_notes, html, flags=re.S)
+    html = re.sub(r"<table>.*?</table>", _breakable_code, html, flags=re.S)
     html = re.sub(r"(<pre><code[^>]*>)(.*?)</code></pre>", _wrap_code, html, flags=re.S)
     return f'{_STYLE}<div class="snn-results" style="overflow-x: auto">{html}</div>'
 
@@ -120,6 +134,19 @@ def results_file_html(path: str | Path, open_: bool = False) -> str:
     label = "/".join(path.parts[-3:])                   # benchmarks/results/<name>
     return (f"<details{' open' if open_ else ''}><summary><b><code>{label}</code>"
             f"</b></summary>{markdown_html(text)}</details>")
+
+
+def results_table_html(path: str | Path, columns: Sequence[int] | None = None) -> str:
+    """The first Markdown table of a results file as HTML, with only the ``columns`` given (their
+    indices, 0 the first; all when None): the measurements without the file's notes on how they
+    were made, which :func:`results_file_html` shows."""
+    lines = Path(path).read_text().splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("|")), len(lines))
+    rows = [line.strip().strip("|").split("|") for line in itertools.takewhile(lambda l: l.startswith("|"),
+                                                                                 lines[start:])]
+    if columns is not None:
+        rows = [[row[i] for i in columns] for row in rows]
+    return markdown_html("\n".join("|" + "|".join(row) + "|" for row in rows))
 
 
 # ---- the report of many runs (snn-report) -----------------------------------------------------------

@@ -4,7 +4,8 @@ import re
 
 import torch
 
-from snn_lib.report import CODE_WIDTH, find_results_dir, hardware, markdown_html, results_file_html
+from snn_lib.report import (CODE_WIDTH, find_results_dir, hardware, markdown_html, results_file_html,
+                            results_table_html)
 
 
 def test_hardware_names_the_cpu_and_threads():
@@ -26,6 +27,23 @@ def test_markdown_tables_headings_and_note_rows():
                          "| | | note on the row above | |\n")
     assert "<strong>Title</strong>" in html and "<h1>" not in html
     assert "<table>" in html and '<td colspan="2"><small>note on the row above</small></td>' in html
+
+
+def test_a_setting_in_a_table_cell_breaks_between_its_parts_not_inside_words():
+    html = markdown_html("| row | settings |\n|---|---|\n| a | `data.sim_mix_epochs=4` |\n\n`x.y=1` outside\n")
+    assert "<code>data.<wbr>sim_<wbr>mix_<wbr>epochs=<wbr>4</code>" in html
+    assert "<code>x.y=1</code>" in html                            # code outside a table stays as it is
+    assert "anywhere" not in html                                  # no break inside a word
+
+
+def test_results_table_html_keeps_the_first_table_and_the_columns_asked_for(tmp_path):
+    path = tmp_path / "r.md"
+    path.write_text("# R\n\nMeasured by `cmd /tmp/x`.\n\n| row | settings | acc |\n|---|---|---:|\n"
+                    "| a | `x=1` | **90%** |\n| b | `y=2` | 95% |\n\nA note.\n\n| other | table |\n|---|---|\n")
+    html = results_table_html(path, columns=[0, 2])
+    assert html.count("<tr>") == 3 and "<strong>90%</strong>" in html and "95%" in html
+    assert "settings" not in html and "x=1" not in html and "/tmp/x" not in html and "other" not in html
+    assert results_table_html(path).count("<th>") + results_table_html(path).count("<th style") == 3
 
 
 def test_results_file_html_shows_json_as_text(tmp_path):

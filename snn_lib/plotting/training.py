@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from matplotlib.animation import FuncAnimation
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .base import _freeze_layout, _np, new_figure
 
@@ -20,6 +21,7 @@ def plot_metric(history: Sequence[dict], key: str, ylabel: str, title: str) -> F
     epochs = [row["epoch"] for row in history]
     ax.plot(epochs, [row[key] for row in history], marker="o")
     ax.set(xlabel="epoch", ylabel=ylabel, title=title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))          # epochs are whole numbers
     ax.grid(alpha=0.3)
     return fig
 
@@ -54,15 +56,19 @@ def plot_runs(curves: dict[str, Sequence[Sequence[dict]]], key: str = "test_acc"
     fig = new_figure(6, 3.4)
     ax = fig.subplots()
     scale = 100 if key.endswith("_acc") else 1
-    for label, histories in curves.items():
+    markers = "osD^v<>p*h"                  # lines that coincide stay visible by their markers
+    for i, (label, histories) in enumerate(curves.items()):
         epochs = sorted({row["epoch"] for h in histories for row in h})
         values = [[scale * row[key] for h in histories for row in h if row["epoch"] == e] for e in epochs]
         mean = [float(np.mean(v)) for v in values]
-        line, = ax.plot(epochs, mean, marker="o", markersize=3, label=f"{label} ({len(histories)} runs)")
+        runs = f"{len(histories)} run{'s' if len(histories) != 1 else ''}"
+        line, = ax.plot(epochs, mean, marker=markers[i % len(markers)], markersize=4, markerfacecolor="none",
+                        label=f"{label} ({runs})")
         if len(histories) > 1:
             ax.fill_between(epochs, [min(v) for v in values], [max(v) for v in values], color=line.get_color(),
                             alpha=0.2, linewidth=0)
     ax.set(xlabel="epoch", ylabel=ylabel, title=title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return fig
