@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -210,3 +211,6 @@ def test_cost_figures():
     heights = [bar.get_height() for bar in fig.axes[0].patches]
     assert len(heights) == 4 * 3 and heights[:3] == [9, 17, 18]            # effective ACs per layer
     assert heights[9:] == [1152, 36, 10]                                    # the ANN twin's MACs
+    zeros = [c for c in cost["layers"] if c["effective_macs"] == 0]         # spike inputs: no MACs
+    assert zeros and all(np.isnan(h) for h in heights[3:6][-len(zeros):])   # no bar on the log axis ...
+    assert [t.get_text() for t in fig.axes[0].texts].count("0") >= len(zeros)   # ... a "0" instead

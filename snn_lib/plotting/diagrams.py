@@ -388,11 +388,11 @@ def plot_log_intensity_events(t: Sequence[float] | np.ndarray | None = None,
         colour = ON_COLOUR if p == 1 else OFF_COLOUR
         ax.plot([when, when], [before, after], color=colour, lw=2.2)
         ax.plot(when, after, "o", color=colour, ms=4)
-    if len(times):                  # name the last step (in the default trace it has room on its left)
+    if len(times):                  # name the last step, on its right, where the staircase has ended
         p = pols[-1]
         name, size = (r"$\theta_{ON}$", threshold_on) if p == 1 else (r"$\theta_{OFF}$", threshold_off)
-        ax.annotate(f"{name} = {size:g}", xy=(times[-1], (levels[-2] + levels[-1]) / 2), xytext=(-8, 0),
-                    textcoords="offset points", ha="right", va="center", fontsize=9.5, color="0.2")
+        ax.annotate(f"{name} = {size:g}", xy=(times[-1], (levels[-2] + levels[-1]) / 2), xytext=(6, 0),
+                    textcoords="offset points", ha="left", va="center", fontsize=9.5, color="0.2")
     ax.set_ylabel(r"$\ln I$ (log units)")
     ax.legend(fontsize=8.5, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
     ax.grid(alpha=0.3)

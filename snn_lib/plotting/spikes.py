@@ -179,7 +179,7 @@ def plot_fi_curve(currents: torch.Tensor | np.ndarray, rates: dict, lines: dict 
                    label=f"rheobase {rheobase:.3g}")
     ax.set(xlabel="constant input current I", ylabel="firing rate (spikes per step)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="lower right", framealpha=1)   # below the rising curve, clear of the rheobase
     if title:
         ax.set_title(title, fontsize=10)
     return fig

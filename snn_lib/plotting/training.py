@@ -160,7 +160,7 @@ def plot_layer_activity(layers: dict[str, torch.Tensor | np.ndarray]) -> Figure:
         else:
             counts = counts.reshape(-1)
             ax.bar(range(len(counts)), counts, color="tab:blue")
-            ax.set(xticks=range(len(counts)), xlabel="neuron")
+            ax.set(xticks=range(len(counts)), xlabel="neuron", ylim=(0, max(1.0, 1.1 * counts.max())))
             ax.tick_params(labelsize=7)
         ax.set_title(f"{name}: {int(counts.sum())} spikes", fontsize=9)
         active = s.reshape(len(s), -1).mean(1)
