@@ -56,6 +56,9 @@ ROWS = {
     "pre-train, then fine-tune": ["train.init_from=PRETRAINED", "train.lr=0.0005", "train.num_epochs=6"],
     "pre-train on 2 recordings per digit, then fine-tune": ["train.init_from=PRETRAINED", "train.lr=0.0005",
                                                             "train.num_epochs=6"],
+    "pre-train, then fine-tune, both with event augmentation": ["train.init_from=PRETRAINED", "train.lr=0.0005",
+                                                                "train.num_epochs=6",
+                                                                "data.augment=[shift,drop_event]"],
 }
 """Each row's settings on top of the defaults (``+experiment=small_real`` means the recipe's file,
 then the settings after it)."""
@@ -63,6 +66,9 @@ then the settings after it)."""
 PRETRAIN = {"pre-train, then fine-tune": ["data.sim_mix=3790", "data.sim_mix_epochs=10", "train.num_epochs=10", *SIM],
             "pre-train on 2 recordings per digit, then fine-tune": [
                 "data.sim_mix=7580", "data.sim_recordings_per_image=2", "data.sim_mix_epochs=10", "train.num_epochs=10",
+                *SIM],
+            "pre-train, then fine-tune, both with event augmentation": [
+                "data.sim_mix=3790", "data.sim_mix_epochs=10", "train.num_epochs=10", "data.augment=[shift,drop_event]",
                 *SIM]}
 """Rows trained in two runs: first these settings (a run of its own, in ``{row}_pretrain/``), then
 the row's settings with ``train.init_from`` that run's ``last.pt`` (weights only; a fresh Adam).
@@ -74,7 +80,9 @@ LABELS = {"recipe (+experiment=small_real)": "recipe as first written: 1,500 sim
           "recipe, longer": "recipe, longer: 3,790 simulated for 10 of 16 epochs",
           "pre-train, then fine-tune": "pre-train with 3,790 simulated for 10 epochs, then fine-tune 6 at lr 5e-4",
           "pre-train on 2 recordings per digit, then fine-tune": "the same with 7,580 simulated (each digit recorded "
-                                                                 "twice, with its own noise)"}
+                                                                 "twice, with its own noise)",
+          "pre-train, then fine-tune, both with event augmentation": "pre-train with 3,790 simulated, then fine-tune, "
+                                                                     "the real recordings augmented in both runs"}
 """How the table names a row (the row's key stays what its runs' ablation.json files say)."""
 
 RECIPE_AT_FIRST = ["data.val_from_train=0.1", "data.sim_mix=1500", "data.sim_mix_epochs=4", "train.num_epochs=10",
