@@ -4,8 +4,7 @@ notebook or the book.
 
 ::
 
-    # 'Intel(R) Xeon(R) ... (AVX2, AVX-512), 2 cores, 2 torch threads,'
-    # ' load 1.2'
+    # 'Intel(R) Xeon(R) (AVX2, AVX-512), 2 cores, 2 torch threads, load 1.2'
     hardware(torch.device("cpu"))
     # one row per setting, over its seeds
     rows = summarize(load_runs(["exp/lr_sweep"]))
@@ -136,14 +135,13 @@ def results_file_html(path: str | Path, open_: bool = False) -> str:
             f"</b></summary>{markdown_html(text)}</details>")
 
 
-def results_table_html(path: str | Path, columns: Sequence[int] | None = None) -> str:
-    """The first Markdown table of a results file as HTML, with only the ``columns`` given (their
-    indices, 0 the first; all when None): the measurements without the file's notes on how they
-    were made, which :func:`results_file_html` shows."""
-    lines = Path(path).read_text().splitlines()
-    start = next((i for i, line in enumerate(lines) if line.startswith("|")), len(lines))
-    rows = [line.strip().strip("|").split("|") for line in itertools.takewhile(lambda l: l.startswith("|"),
-                                                                                 lines[start:])]
+def results_table_html(path: str | Path, columns: Sequence[int] | None = None, table: int = 0) -> str:
+    """Markdown table number ``table`` (0, the first) of a results file as HTML, with only the
+    ``columns`` given (their indices, 0 the first; all when None): the measurements without the
+    file's notes on how they were made, which :func:`results_file_html` shows."""
+    tables = [list(rows) for is_row, rows in itertools.groupby(Path(path).read_text().splitlines(),
+                                                                key=lambda line: line.startswith("|")) if is_row]
+    rows = [line.strip().strip("|").split("|") for line in tables[table]]
     if columns is not None:
         rows = [[row[i] for i in columns] for row in rows]
     return markdown_html("\n".join("|" + "|".join(row) + "|" for row in rows))

@@ -44,6 +44,7 @@ def test_results_table_html_keeps_the_first_table_and_the_columns_asked_for(tmp_
     assert html.count("<tr>") == 3 and "<strong>90%</strong>" in html and "95%" in html
     assert "settings" not in html and "x=1" not in html and "/tmp/x" not in html and "other" not in html
     assert results_table_html(path).count("<th>") + results_table_html(path).count("<th style") == 3
+    assert "other" in results_table_html(path, table=1) and "row" not in results_table_html(path, table=1)
 
 
 def test_results_file_html_shows_json_as_text(tmp_path):
