@@ -49,11 +49,12 @@ _STYLE = ("<style>.snn-results table {border-collapse: collapse; font-size: 85%}
           " .snn-results td code {overflow-wrap: break-word}</style>")
 
 
-def hardware(device: torch.device | str = "cpu") -> str:
+def hardware(device: torch.device | str = "cpu", load: bool = True) -> str:
     """The machine a measurement ran on, in words: the GPU's name, or the CPU's model, vector
-    units, cores and torch threads; with the load average, since a shared machine is slower."""
+    units, cores and torch threads; with the load average (``load``), since a shared machine is
+    slower."""
     device = torch.device(device)
-    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    load = f", load average {os.getloadavg()[0]:.1f}" if load and hasattr(os, "getloadavg") else ""
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda}){load}"
     name, flags = platform.processor() or platform.machine() or "CPU", []
@@ -145,6 +146,62 @@ def results_table_html(path: str | Path, columns: Sequence[int] | None = None, t
     if columns is not None:
         rows = [[row[i] for i in columns] for row in rows]
     return markdown_html("\n".join("|" + "|".join(row) + "|" for row in rows))
+
+
+# ---- results files: data first, Markdown second -----------------------------------------------------
+#
+# Every benchmark and script writes NAME.json (what pages, the README and reports read) and NAME.md
+# (the same, rendered for a person) into benchmarks/results/. The JSON holds:
+#
+#     command    the command that made the file, run from the repository root
+#     hardware   the machine, in words (hardware(device, load=False))
+#     load_average   the 1-minute load average when the measurement started
+#     date       "YYYY-MM-DD HH:MM UTC"
+#     software   {"torch": ..., "snn_lib": ..., "python": ...}
+#     rows       the measurements: a list of flat dicts, one per row of the main table
+#
+# and whatever else the measurement needs (settings, summaries over seeds, notes, more tables).
+
+def results_meta(command: str, device: torch.device | str = "cpu") -> dict:
+    """The header of a results file (see above) for a measurement made now on ``device``."""
+    import sys
+    import time
+
+    from . import __version__
+    return {"command": command, "hardware": hardware(device, load=False),
+            "load_average": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "software": {"torch": torch.__version__, "snn_lib": __version__,
+                         "python": ".".join(map(str, sys.version_info[:3]))}}
+
+
+def write_results(path: str | Path, data: dict, markdown: str) -> tuple[Path, Path]:
+    """Write a results file's data, ``NAME.json``, and its rendering, ``NAME.md``, atomically
+    (``path``: either name, or the stem); returns both paths."""
+    from .rundir import atomic_write
+    stem = Path(path).with_suffix("") if Path(path).suffix in (".json", ".md") else Path(path)
+    json_path, md_path = stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".md")
+    atomic_write(json_path, json.dumps(data, indent=1, allow_nan=True) + "\n")
+    atomic_write(md_path, markdown if markdown.endswith("\n") else markdown + "\n")
+    return json_path, md_path
+
+
+def load_results(name: str | Path, results_dir: str | Path | None = None) -> dict:
+    """The data of a results file: ``name`` is a path, or a stem in ``results_dir`` (default
+    :func:`find_results_dir`), as ``load_results("real_1k_accuracy")``. A one-line SnnError when
+    it is missing or not JSON."""
+    path = Path(name)
+    if path.suffix != ".json":
+        folder = Path(results_dir) if results_dir is not None else find_results_dir()
+        path = (folder / f"{path.name}.json") if folder is not None and not path.parent.parts else \
+            path.with_name(path.name + ".json")
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SnnError(f"results file {path} does not exist; run the command that makes it (benchmarks/README.md), "
+                       "or open the repository that holds benchmarks/results.") from None
+    except (OSError, ValueError) as err:
+        raise SnnError(f"results file {path} cannot be read ({type(err).__name__}); restore it with git.") from None
 
 
 # ---- the report of many runs (snn-report) -----------------------------------------------------------
