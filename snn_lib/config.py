@@ -451,18 +451,24 @@ def _setting_text(value: Any) -> str:
     return repr(value)
 
 
-def to_overrides(cfg: Config, base: Config | None = None) -> list[str]:
-    """The ``key=value`` settings that turn ``base`` (default: the defaults) into ``cfg``: what to
-    type after ``snn-train`` to run ``cfg``. ``apply_overrides(base, to_overrides(cfg, base)) == cfg``."""
+def flat_settings(cfg: Config | dict) -> dict:
+    """A config (or its dict) as flat ``{"train.lr": 0.002, ...}`` settings; lists become tuples,
+    so that values can be compared and grouped."""
     def flat(d: dict, prefix: str = "") -> dict:
         out = {}
         for key, value in d.items():
             if isinstance(value, dict):
                 out.update(flat(value, f"{prefix}{key}."))
             else:
-                out[prefix + key] = value
+                out[prefix + key] = tuple(value) if isinstance(value, list) else value
         return out
-    mine, theirs = flat(config_to_dict(cfg)), flat(config_to_dict(base or Config()))
+    return flat(cfg if isinstance(cfg, dict) else config_to_dict(cfg))
+
+
+def to_overrides(cfg: Config, base: Config | None = None) -> list[str]:
+    """The ``key=value`` settings that turn ``base`` (default: the defaults) into ``cfg``: what to
+    type after ``snn-train`` to run ``cfg``. ``apply_overrides(base, to_overrides(cfg, base)) == cfg``."""
+    mine, theirs = flat_settings(cfg), flat_settings(base or Config())
     return [f"{key}={_setting_text(value)}" for key, value in mine.items() if theirs.get(key) != value]
 
 
@@ -470,4 +476,4 @@ __all__ = ["AMP_MODES", "AUGMENTATIONS", "DATASETS", "LIF_IMPLS", "LOSSES", "LR_
            "RESETS", "RESUME_MODES", "SELECT_ON",
            "SURROGATES", "Config",
            "DataConfig", "ModelConfig", "TrainConfig", "apply_overrides", "check_overrides", "config_from_dict",
-           "config_from_yaml", "config_to_dict", "config_to_yaml", "setting_docs", "to_overrides"]
+           "config_from_yaml", "config_to_dict", "config_to_yaml", "flat_settings", "setting_docs", "to_overrides"]

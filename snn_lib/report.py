@@ -39,9 +39,9 @@ from pathlib import Path
 
 import torch
 
-from .config import Config, config_from_yaml, config_to_dict
+from .config import Config, config_from_yaml, flat_settings
 from .errors import SnnError
-from .rundir import read_metrics_csv
+from .rundir import chosen_epoch, read_metrics_csv
 
 _UNITS = (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("amx_bf16", "AMX-BF16"))
 _STYLE = ("<style>.snn-results table {border-collapse: collapse; font-size: 85%}"
@@ -244,19 +244,9 @@ def load_runs(paths: Sequence[str | Path]) -> list[Run]:
     return runs
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in d.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[prefix + key] = tuple(value) if isinstance(value, list) else value
-    return out
-
-
 def setting_of(cfg: Config) -> dict:
     """What a run computes: its flat config less :data:`NOT_A_SETTING`."""
-    return {k: v for k, v in _flat(config_to_dict(cfg)).items() if k not in NOT_A_SETTING}
+    return {k: v for k, v in flat_settings(cfg).items() if k not in NOT_A_SETTING}
 
 
 def spread(values: Sequence[float]) -> dict:
@@ -266,10 +256,9 @@ def spread(values: Sequence[float]) -> dict:
 
 
 def val_chosen(history: list[dict]) -> dict | None:
-    """The epoch the validation split chose (the first with the best ``val_acc``), or None
+    """The epoch the validation split chose (:func:`snn_lib.rundir.chosen_epoch`), or None
     where the run has no validation split."""
-    rows = [r for r in history if r.get("val_acc") is not None and r["val_acc"] == r["val_acc"]]
-    return max(rows, key=lambda r: r["val_acc"]) if rows else None
+    return chosen_epoch(history, "val")
 
 
 def summarize(runs: Sequence[Run]) -> list[dict]:

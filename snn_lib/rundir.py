@@ -151,6 +151,16 @@ def read_metrics_csv(path: str | Path) -> list[dict]:
                 for row in csv.DictReader(f)]
 
 
+def chosen_epoch(history: list[dict], split: str) -> dict | None:
+    """The row of the epoch that ``split`` (``"val"`` or ``"test"``) chooses: the first with the
+    best ``{split}_acc``, the epoch ``best.pt`` holds; None where no row has that accuracy (a run
+    without a validation split has NaN ``val_acc``). The one home of this rule: training, resume
+    and reports all use it."""
+    key = f"{split}_acc"
+    rows = [r for r in history if r.get(key) is not None and r[key] == r[key]]
+    return max(rows, key=lambda r: r[key]) if rows else None      # max keeps the first of equals
+
+
 @contextlib.contextmanager
 def log_to(path: Path):
     """Add ``path`` (appended to) as a handler of the ``snn_lib`` logger for the ``with`` block."""
@@ -170,5 +180,5 @@ def log_to(path: Path):
         handler.close()
 
 
-__all__ = ["ARTEFACTS", "LOCK_NAME", "METRICS", "RunBusyError", "RunLock", "atomic_write", "log_to",
+__all__ = ["ARTEFACTS", "LOCK_NAME", "METRICS", "RunBusyError", "RunLock", "atomic_write", "chosen_epoch", "log_to",
            "read_metrics_csv", "run_artefacts", "write_metrics_csv"]
