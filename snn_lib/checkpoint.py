@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from .config import Config, config_from_dict, config_to_dict
+from .config import Config, config_from_dict, config_to_dict, model_parameters
 from .errors import ConfigError, SnnError
 from .files import atomic_write
 from .model import NEURON_BUFFERS, build_model
@@ -106,6 +106,7 @@ def load_checkpoint(path: str | Path) -> dict:
                        "written by snn-train.") from None
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise SnnError(f"checkpoint '{path}' is not an snn_lib checkpoint (no model/config inside).")
+    validate_checkpoint(state, path)
     digest = state.get("digest")
     if digest is None:
         log.warning("checkpoint %s was written by an older snn_lib, without a digest: its weights are not "
@@ -114,9 +115,61 @@ def load_checkpoint(path: str | Path) -> dict:
           or digest.get("optimizer") != tensors_digest(state["optimizer"])):
         raise SnnError(f"checkpoint '{path}' is damaged: its tensors do not match the digest stored with them "
                        "(bytes changed on disk or in transfer); use another copy.")
-    if isinstance(state["config"], dict):
-        state["config"] = upgrade_config(state["config"])
+    state["config"] = upgrade_config(state["config"])
     return state
+
+
+def validate_checkpoint(state: dict, path: str | Path) -> None:
+    """Refuse, in one line naming ``path``, a checkpoint whose structure is not the one
+    :func:`save_checkpoint` writes: its config is checked as the command line's is
+    (:meth:`snn_lib.config.Config.validate`, size limits included), its frame shape against that
+    config, the number of its weights against the model the config describes (before that model
+    is built, so that a config asking for terabytes is refused) and each weight's shape. The
+    digest is checked by :func:`load_checkpoint`."""
+    def bad(what: str) -> SnnError:
+        return SnnError(f"checkpoint '{path}' is malformed ({what}); use a checkpoint written by snn-train.")
+
+    if not isinstance(state["config"], dict):
+        raise bad(f"its config is a {type(state['config']).__name__}, not a dict")
+    if not isinstance(state["model"], dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                       for k, v in state["model"].items()):
+        raise bad("its model is not a dict of named tensors")
+    digest = state.get("digest")
+    if digest is not None and not (isinstance(digest, dict) and all(isinstance(digest.get(k), str)
+                                                                    for k in ("model", "optimizer"))):
+        raise bad("its digest is not two SHA-256 strings")
+    for key, kind in (("epoch", int), ("history", list)):
+        if key in state and not isinstance(state[key], kind) or isinstance(state.get(key), bool):
+            raise bad(f"its {key} is a {type(state[key]).__name__}, not a {kind.__name__}")
+    shape = state.get("frame_shape")
+    if not (isinstance(shape, (list, tuple)) and len(shape) == 4 and all(type(n) is int and n >= 1 for n in shape)
+            and shape[1] == 2 and shape[2] == shape[3]):
+        raise bad(f"frame_shape {shape!r} is not [T, 2, H, H]")
+    try:
+        cfg = config_from_dict(upgrade_config(state["config"]))
+        cfg.train.init_from = ""                 # a file of the machine that trained it: not checked here
+        cfg.validate()
+    except (ConfigError, TypeError, ValueError, AttributeError) as err:
+        raise bad(f"its config: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+    side = cfg.data.crop or 34
+    if shape[0] != cfg.data.n_time_bins or shape[2] != side:
+        raise bad(f"frame_shape {list(shape)} does not match its config's data.n_time_bins={cfg.data.n_time_bins} "
+                  f"and {side}x{side} frames")
+    weights = model_weights(state)
+    stored = sum(v.numel() for k, v in weights.items() if not k.startswith("lif"))
+    described = model_parameters(cfg.model.channels, cfg.model.kernel_size, side)
+    if stored != described:                 # before building the model: no allocation for a wrong config
+        raise bad(f"it holds {stored:,} weights, but the model its config describes has {described:,}")
+    try:
+        expected = {k: tuple(v.shape) for k, v in build_model(cfg.model, tuple(shape)).state_dict().items()}
+    except (ConfigError, ValueError) as err:
+        raise bad(f"its config: {str(err).splitlines()[0]}") from None
+    found = {k: tuple(v.shape) for k, v in weights.items()}
+    if found != expected:
+        differ = sorted(k for k in expected.keys() | found.keys() if expected.get(k) != found.get(k))
+        what = ", ".join(f"{k} {list(found[k]) if k in found else 'missing'} (expected "
+                         f"{list(expected[k]) if k in expected else 'none'})" for k in differ[:3])
+        raise bad(f"its weights do not fit the model its config describes: {what}")
 
 
 def upgrade_config(config: dict) -> dict:
@@ -200,5 +253,5 @@ def repair_best(last_path: str | Path, best_path: str | Path, last: dict) -> boo
     return True
 
 
-__all__ = ["FORMAT", "SHAPING", "init_weights", "load_checkpoint", "model_from_checkpoint", "model_weights", "repair_best", "save_checkpoint",
-           "tensors_digest", "upgrade_config"]
+__all__ = ["FORMAT", "SHAPING", "init_weights", "load_checkpoint", "model_from_checkpoint", "model_weights",
+           "repair_best", "save_checkpoint", "tensors_digest", "upgrade_config", "validate_checkpoint"]

@@ -128,11 +128,16 @@ def _guarded(command: str, work) -> None:
     try:
         work()
     except SnnError as err:
+        if getattr(err, "relayed", False):      # process 0 of a data-parallel run says it, once
+            sys.exit(2)                         # (snn_lib.distributed.from_main)
         _fail(command, err)
     except OSError as err:
         _fail(command, file_error("access", err.filename or "a file", err))
     except KeyboardInterrupt as err:
         _stopped(command, err)
+    # The work is done and its files are written: a SIGTERM from now on (while the interpreter
+    # shuts down, when Python no longer runs handlers) must not turn a success into status 143.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 _FAILED_JOBS: list[str] = []        # jobs of this process's sweep that ended in an error
@@ -142,11 +147,13 @@ _SWEPT_ENV = "SNN_LIB_SWEPT_KEYS"   # the keys a sweep varies, from the command 
 
 
 def _job_name() -> str:
-    """A sweep job's name: the values it sweeps, as ``seed=0,train.lr=0.001``."""
+    """A sweep job's name: the values it sweeps, as ``seed=0,train.lr=0.001``. Two jobs never
+    share a name: a ``/`` of a value (a path) is written ``%2F`` and a ``%`` ``%25``, so that
+    ``a/b.pt`` and ``a_b.pt`` stay apart."""
     from hydra.core.hydra_config import HydraConfig
     swept = os.environ.get(_SWEPT_ENV, "").split(",")
     mine = [item for item in HydraConfig.get().overrides.task if item.split("=", 1)[0] in swept]
-    return ",".join(sorted(mine)).replace("/", "_") or "default"
+    return ",".join(sorted(mine)).replace("%", "%25").replace("/", "%2F") or "default"
 
 
 def _sweep_job(cfg: Config) -> Config:
@@ -188,7 +195,14 @@ def _train(cfg) -> None:
         return
     try:                                # a sweep: a failed job is reported and the others run on
         work()
-    except (SnnError, OSError) as err:
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:  # noqa: BLE001 - any failure of one job, a bug's included, is that job's alone
+        if isinstance(err, OSError):
+            err = file_error("access", err.filename or "a file", err)
+        elif not isinstance(err, SnnError):
+            logging.getLogger("snn_lib").debug("job %s failed", _job_name(), exc_info=True)
+            err = f"{type(err).__name__}: {' '.join(str(err).split())} (not a setting's fault: please report it)"
         message = f"job {_job_name()}: {err}"
         print(f"snn-train: {message}", file=sys.stderr, flush=True)
         _FAILED_JOBS.append(message)
@@ -235,6 +249,11 @@ def _make_data(cfg) -> None:
     def work() -> None:
         from .data.nmnist_sim import make_sim_dataset
         _setup_logging()
+        if not str(cfg.out).strip():
+            raise ConfigError("out= is empty: give the folder to write Train/ and Test/ into, e.g. out=data/nmnist_sim")
+        if cfg.test_per_class < 1:
+            raise ConfigError(f"test_per_class={cfg.test_per_class} is not valid: expected an integer >= 1 (snn-train "
+                              "needs recordings in Test/).")
         try:
             root = make_sim_dataset(cfg.out, train_per_class=cfg.train_per_class,
                                     test_per_class=cfg.test_per_class, recordings_per_image=cfg.recordings_per_image,

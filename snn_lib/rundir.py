@@ -122,10 +122,38 @@ def write_metrics_csv(path: str | Path, history: list[dict]) -> None:
 
 def read_metrics_csv(path: str | Path) -> list[dict]:
     """The rows of a run's ``metrics.csv`` (epoch as int, the rest as float); a column an older
-    run did not write, or left empty, is left out of its rows."""
-    with open(path, newline="") as f:
-        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v not in ("", None)}
-                for row in csv.DictReader(f)]
+    run did not write, or left empty, is left out of its rows. A damaged file (not text, a row
+    without a whole epoch number, a value that is not a number) is a one-line SnnError naming
+    the file and the row."""
+    def damaged(why: str) -> SnnError:
+        return SnnError(f"{path} is damaged ({why}); restore it, or leave its run folder out.")
+
+    rows = []
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            for line, row in enumerate(csv.DictReader(f), start=2):
+                values = {k: v for k, v in row.items() if v not in ("", None)}
+                if None in values or "epoch" not in values:
+                    raise damaged(f"line {line} is not a row of {', '.join(METRICS[:2])}, ...")
+                try:
+                    rows.append({k: (int(v) if k == "epoch" else float(v)) for k, v in values.items()})
+                except (TypeError, ValueError):
+                    bad = next(k for k, v in values.items() if not _is_number(v, whole=k == "epoch"))
+                    raise damaged(f"line {line}: {bad}={values[bad]!r} is not a "
+                                  f"{'whole number' if bad == 'epoch' else 'number'}") from None
+    except UnicodeDecodeError:
+        raise damaged("it is not text") from None
+    except csv.Error as err:
+        raise damaged(f"not CSV: {err}") from None
+    return rows
+
+
+def _is_number(text, whole: bool) -> bool:
+    try:
+        int(text) if whole else float(text)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def chosen_epoch(history: list[dict], split: str) -> dict | None:

@@ -53,7 +53,8 @@ from .checkpoint import init_weights, load_checkpoint, model_from_checkpoint, mo
 from .config import Config, TrainConfig, config_from_dict, config_to_dict
 from .data import FrameLoader, Loaders, make_loaders
 from .device import autocast, check_amp, configure_backends, grad_scaler, keep_freed_cpu_memory, resolve_device
-from .distributed import World, all_reduce_sum, barrier, device_of, from_main, process_group, world_from_env, wrap
+from .distributed import (World, all_reduce_sum, barrier, device_of, from_main, launch_processes, process_group,
+                          world_from_env, wrap)
 from .errors import ConfigError, SnnError, file_error
 from .evaluate import evaluate
 from .model import build_model, check_input_size, make_loss, predict
@@ -368,8 +369,8 @@ def run_training(cfg: Config, loaders: Loaders | None = None) -> RunResult:
     run_dir = cfg.run_dir
     created = next((p for p in reversed([run_dir, *run_dir.parents]) if not p.exists()), None)
     try:
-        with process_group(world, device), (RunLock(run_dir) if world.main else contextlib.nullcontext()), \
-                _logging_on(world.main):
+        with process_group(world, device, cfg.train.rendezvous_timeout_s), \
+                (RunLock(run_dir) if world.main else contextlib.nullcontext()), _logging_on(world.main):
             state = from_main(world, lambda: resume_state(cfg, run_dir))
             if state is not None and _done(cfg, state) and (run_dir / "checkpoints" / "best.pt").is_file():
                 return _finished(cfg, run_dir, state)
@@ -508,24 +509,30 @@ def spawn_training(cfg: Config) -> RunResult:
     """``train.distributed=true`` (one process per visible GPU) or ``=N`` without torchrun: start
     the processes with torch's elastic launcher (the engine of torchrun) on this machine, each
     running :func:`run_training`; returns process 0's result."""
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+    from torch.distributed.launcher.api import LaunchConfig
 
     nproc = torch.cuda.device_count() if cfg.train.distributed is True else int(cfg.train.distributed)
     if nproc < 2:
         raise ConfigError(f"train.distributed=true needs two GPUs or more, but {torch.cuda.device_count()} are visible; "
                           "use train.distributed=N for N processes (on CPUs: gloo), or torchrun.")
     launch = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=f"snn_lib_{os.getpid()}",
-                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, start_method="spawn")
-    returned = elastic_launch(launch, _training_process)(config_to_dict(cfg))
+                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, start_method="spawn",
+                          rdzv_configs={"join_timeout": cfg.train.rendezvous_timeout_s})
+    returned = launch_processes(launch, _training_process, config_to_dict(cfg), cfg.run_dir)
     run_dir, history, best, best_epoch = returned[0]
     model, _ = model_from_checkpoint(Path(run_dir) / "checkpoints" / "best.pt")
     return RunResult(run_dir=Path(run_dir), history=history, best_test_acc=best, model=model,
                      best_epoch=best_epoch, selected_on=selected_on(cfg))
 
 
-def _training_process(cfg: dict) -> tuple[str, list[dict], float, int]:
-    """One process of :func:`spawn_training` (module level, so that it can be started by spawn)."""
-    result = run_training(config_from_dict(cfg))
+def _training_process(cfg: dict):
+    """One process of :func:`spawn_training` (module level, so that it can be started by spawn):
+    its result, or the SnnError that stopped it, returned for the starting process to raise
+    (:func:`snn_lib.distributed.launch_processes`)."""
+    try:
+        result = run_training(config_from_dict(cfg))
+    except SnnError as err:
+        return err
     return str(result.run_dir), result.history, result.best_test_acc, result.best_epoch
 
 

@@ -37,21 +37,36 @@ log = logging.getLogger("snn_lib")
 FORMAT_VERSION = 1
 
 
-def frame_transform(n_time_bins: int, denoise_us: int = 0, crop: int = 0) -> tt.Compose:
-    """The tonic transform from events to frames ``[T, 2, H, W]`` (int16 counts)."""
-    steps, sensor_size = [], SENSOR_SIZE
+def _event_filters(denoise_us: int = 0, crop: int = 0) -> list:
+    """tonic's event-to-event steps before framing: ``Denoise``, then ``CenterCrop``."""
+    steps = []
     if denoise_us:
         steps.append(tt.Denoise(filter_time=denoise_us))
     if crop:
-        steps.append(tt.CenterCrop(sensor_size=sensor_size, size=crop))
-        sensor_size = (crop, crop, 2)
-    steps.append(tt.ToFrame(sensor_size=sensor_size, n_time_bins=n_time_bins))
-    return tt.Compose(steps)
+        steps.append(tt.CenterCrop(sensor_size=SENSOR_SIZE, size=crop))
+    return steps
+
+
+def frame_transform(n_time_bins: int, denoise_us: int = 0, crop: int = 0) -> tt.Compose:
+    """The tonic transform from events to frames ``[T, 2, H, W]`` (int16 counts)."""
+    sensor_size = (crop, crop, 2) if crop else SENSOR_SIZE
+    return tt.Compose([*_event_filters(denoise_us, crop), tt.ToFrame(sensor_size=sensor_size, n_time_bins=n_time_bins)])
 
 
 def events_to_frames(events: np.ndarray, n_time_bins: int, denoise_us: int = 0, crop: int = 0) -> np.ndarray:
-    """Frames ``[T, 2, H, W]`` (uint8 counts, saturating at 255) of one recording's events."""
-    frames = frame_transform(n_time_bins, denoise_us, crop)(events)
+    """Frames ``[T, 2, H, W]`` (uint8 counts, saturating at 255) of one recording's events.
+
+    A recording with no event left (an empty file's worth, or all removed by the denoise filter,
+    the crop or an augmentation) gives blank frames; :func:`snn_lib.data.dataset.check_blank`
+    counts them."""
+    side = crop or SENSOR_SIZE[0]
+    for step in _event_filters(denoise_us, crop):
+        if len(events) == 0:
+            break
+        events = step(events)
+    if len(events) == 0:                     # tonic's ToFrame gives an empty event array here
+        return np.zeros((n_time_bins, 2, side, side), dtype=np.uint8)
+    frames = tt.ToFrame(sensor_size=(side, side, 2), n_time_bins=n_time_bins)(events)
     return np.clip(frames, 0, 255).astype(np.uint8)
 
 

