@@ -316,22 +316,27 @@ def _hydra_entry(command: str, config_name: str, schema: type, task):
 
 
 def report_main(argv: list[str] | None = None) -> None:
-    """``snn-report PATH... [--out DIR] [--title TEXT]``: the report of many runs (snn_lib.report),
-    printed, and written as report.md, report.csv and report.png (curves) into DIR (default: the
-    one PATH given, else the working directory). Plain arguments, not hydra settings."""
+    """``snn-report PATH... [--out DIR] [--name NAME] [--title TEXT]``: the report of many runs
+    (snn_lib.report), printed, and written as NAME.json (the data: command, hardware, date and
+    one row per setting), NAME.md, NAME.csv and NAME.png (curves) into DIR (default: the one PATH
+    given, else the working directory; NAME default ``report``). Plain arguments, not hydra
+    settings."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="snn-report", description=report_main.__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="+", help="run folders, sweep folders or globs, e.g. exp/lr_sweep")
-    parser.add_argument("--out", help="folder for report.md, report.csv and report.png")
+    parser.add_argument("--out", help="folder for the report's files")
+    parser.add_argument("--name", default="report", help="their name: NAME.json, NAME.md, NAME.csv, NAME.png")
     parser.add_argument("--title", default="Runs", help="the report's heading")
     args = parser.parse_args(argv)
 
     def work() -> None:
         from .plotting import plot_runs, save_figure
-        from .report import load_runs, report_csv, report_markdown, summarize
+        from .report import load_runs, report_csv, report_markdown, results_meta, summarize, write_results
         from .rundir import atomic_write
 
+        if not args.name or "/" in args.name:
+            raise ConfigError(f"--name {args.name!r} is not valid: give a file name without '/', e.g. --name lr_sweep")
         runs = load_runs(args.paths)
         rows = summarize(runs)
         out = Path(args.out) if args.out else Path(args.paths[0]) if len(args.paths) == 1 else Path(".")
@@ -341,10 +346,10 @@ def report_main(argv: list[str] | None = None) -> None:
         text = report_markdown(rows, args.title, command)
         curves = {(" ".join(f"{k}={v}" for k, v in r["setting"].items()) or "all runs"):
                   [run.history for run in runs if str(run.path) in r["folders"]] for r in rows}
-        atomic_write(out / "report.md", text)
-        atomic_write(out / "report.csv", report_csv(rows))
-        save_figure(plot_runs(curves, title=args.title), out / "report.png")
-        print(text + f"\nwritten to {out}/report.md, report.csv, report.png")
+        write_results(out / args.name, {**results_meta(command), "title": args.title, "rows": rows}, text)
+        atomic_write(out / f"{args.name}.csv", report_csv(rows))
+        save_figure(plot_runs(curves, title=args.title), out / f"{args.name}.png")
+        print(text + f"\nwritten to {out}/{args.name}.json, .md, .csv, .png")
     _guarded("snn-report", work)
 
 

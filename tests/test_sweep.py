@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import subprocess
 import sys
@@ -138,8 +139,15 @@ def test_snn_report_writes_markdown_csv_and_curves(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "70.0% +- 14.1 (60.0-80.0%, 2 runs)" in result.stdout
     assert "n/a (no validation split)" in result.stdout
-    assert sorted(p.name for p in (tmp_path / "exp" / "s").glob("report.*")) == ["report.csv", "report.md",
-                                                                                 "report.png"]
+    assert sorted(p.name for p in (tmp_path / "exp" / "s").glob("report.*")) == ["report.csv", "report.json",
+                                                                                 "report.md", "report.png"]
+    data = json.loads((tmp_path / "exp" / "s" / "report.json").read_text())
+    assert data["command"] == "snn-report exp/s" and data["hardware"] and data["date"]
+    assert data["rows"][0]["final_test_acc"]["mean"] == pytest.approx(0.7)
+    named = cli(["snn-report", "exp/s", "--out", "res", "--name", "lr_sweep"], tmp_path)
+    assert named.returncode == 0, named.stderr
+    assert sorted(p.name for p in (tmp_path / "res").iterdir()) == ["lr_sweep.csv", "lr_sweep.json", "lr_sweep.md",
+                                                                    "lr_sweep.png"]
     missing = cli(["snn-report", "exp/none"], tmp_path)
     assert missing.returncode == 2 and missing.stderr.strip() == (
         "snn-report: exp/none: no run folder (config.yaml and metrics.csv) at or under it; give the folder of a run "
