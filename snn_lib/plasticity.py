@@ -109,3 +109,6 @@ def learning_window(delta_t_ms: torch.Tensor | list[float], cfg: STDPConfig = ST
         pre_trace, post_trace = stdp_traces(pre_spk, post_spk, pre_trace, post_trace, cfg)
         dw += torch.diagonal(stdp_update(pre_spk, post_spk, pre_trace, post_trace, cfg))   # synapse k -> k
     return offsets, dw
+
+
+__all__ = ["STDPConfig", "learning_window", "stdp_traces", "stdp_update", "trace_decay", "window_formula"]

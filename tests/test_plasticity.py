@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from snn_lib.errors import ConfigError
-from snn_lib.plasticity import STDPConfig, learning_window, stdp_traces, stdp_update, window_formula
+from snn_lib.plasticity import STDPConfig, learning_window, stdp_traces, stdp_update, trace_decay, window_formula
 from snn_lib.stdp_network import (
-    DiehlCookConfig, DiehlCookNet, assign_labels, classify, init_network, normalise_weights, poisson_events,
-    simulate, train_network,
+    DiehlCookConfig, DiehlCookNet, StdpResult, assign_labels, classify, digit_split, fit_and_score, init_network,
+    normalise_weights, poisson_events, present, responses, run_digits, simulate, train_network,
 )
 
 CFG = STDPConfig(tau_pre_ms=20.0, tau_post_ms=10.0, a_plus=0.01, a_minus=0.012, dt_ms=1.0)
@@ -161,3 +161,64 @@ def test_config_refuses_bad_settings():
         DiehlCookConfig(max_rate_hz=2000.0).validate()
     with pytest.raises(ConfigError, match="tau_pre_ms"):
         STDPConfig(tau_pre_ms=0).validate()
+
+
+def test_trace_decay_is_the_fraction_kept_per_step():
+    assert trace_decay(20.0, 1.0) == pytest.approx(math.exp(-1 / 20))
+    assert trace_decay(10.0, 0.5) == pytest.approx(math.exp(-0.05))
+
+
+def two_patterns(copies: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class 0: the first 8 of 16 inputs on; class 1: the last 8 (``copies`` of each, interleaved)."""
+    left = torch.cat([torch.ones(8), torch.zeros(8)])
+    images = torch.stack([left, left.flip(0)]).repeat(copies, 1)
+    return images, torch.tensor([0, 1]).repeat(copies)
+
+
+def test_fit_and_score_separates_two_patterns_end_to_end():
+    cfg = DiehlCookConfig(n_neurons=4, present_ms=60, max_rate_hz=200.0, norm_total=16 * 0.15, batch_size=4,
+                          theta_plus_mv=0.5, stdp=STDPConfig(a_plus=0.02, a_minus=0.0005))
+    result = fit_and_score(cfg, two_patterns(20), two_patterns(5), seed=0)
+    assert isinstance(result, StdpResult)
+    assert result.accuracy == 1.0
+    assert set(result.neuron_labels.tolist()) == {0, 1}
+    assert min(result.train_s, result.label_s, result.test_s) >= 0
+    # learning off: responses leave the network as it is
+    W, theta = result.net.W.clone(), result.net.theta.clone()
+    counts = responses(result.net, two_patterns(3)[0], batch_size=4)                       # [6, 4]
+    assert counts.shape == (6, 4) and counts.sum() > 0
+    assert torch.equal(W, result.net.W) and torch.equal(theta, result.net.theta)
+
+
+def test_quiet_digits_are_shown_again_at_a_higher_rate():
+    cfg = DiehlCookConfig(n_neurons=2, present_ms=50, max_rate_hz=1.0, rate_boost_hz=400.0, max_boosts=2)
+    net = init_network(cfg, n_inputs=16, seed=0)
+    net.W.fill_(0.3)
+    images = torch.ones(3, 16)
+    assert present(net, images, cfg.max_rate_hz, learn=False, gen=torch.Generator().manual_seed(0)).sum() == 0
+    counts = run_digits(net, images, learn=False, gen=torch.Generator().manual_seed(0))     # [3, 2]
+    assert (counts.sum(1) >= cfg.min_spikes).all()
+
+
+def test_digit_split_is_mlxtends_digits_by_class():
+    split = digit_split(train_per_class=3, test_per_class=2)
+    (x_train, y_train), (x_test, y_test) = split["train"], split["test"]
+    assert x_train.shape == (30, 784) and x_test.shape == (20, 784)
+    assert 0 <= x_train.min() and x_train.max() <= 1 and x_train.max() > 0.9
+    assert torch.bincount(y_train).tolist() == [3] * 10 and torch.bincount(y_test).tolist() == [2] * 10
+
+
+def test_plasticity_figures():
+    from matplotlib.figure import Figure
+
+    from snn_lib.plotting import plot_accuracy_vs_neurons, plot_learning_window, plot_receptive_fields
+    delta_t, dw = learning_window(torch.arange(-40, 41, 10), CFG)
+    fig = plot_learning_window(delta_t, {"rule": dw, "formula": window_formula(delta_t, CFG)})
+    assert isinstance(fig, Figure) and len(fig.axes[0].lines) == 4                      # 2 curves + 2 axis lines
+    fig = plot_receptive_fields(torch.rand(784, 12), labels=torch.arange(12) % 10, columns=5)
+    assert isinstance(fig, Figure) and fig.axes[0].images[0].get_array().shape == (3 * 29 - 1, 5 * 29 - 1)
+    rows = [{"neurons": 100, "accuracy_mean": 0.8, "accuracy_std": 0.01, "accuracy_min": 0.79, "accuracy_max": 0.81, "n": 3},
+            {"neurons": 400, "accuracy_mean": 0.86, "accuracy_std": float("nan"), "accuracy_min": 0.86,
+             "accuracy_max": 0.86, "n": 1}]
+    fig = plot_accuracy_vs_neurons(rows, anchor={100: 82.9, 6400: 95.0})
+    assert isinstance(fig, Figure) and fig.axes[0].get_xscale() == "log"
