@@ -6,12 +6,14 @@ the library keeps no global figure state and a notebook shows a returned figure 
 Animations are saved as GIF with Pillow (:func:`~snn_lib.plotting.base.save_gif`), so no ffmpeg is needed, and shown in
 the book with :func:`~snn_lib.plotting.base.animation_html`.
 
-The functions live in six modules by subject and are all importable from here:
+The functions live in seven modules by subject and are all importable from here:
 :mod:`~snn_lib.plotting.base` (figures and animations), :mod:`~snn_lib.plotting.training` (runs and the
 network's activity), :mod:`~snn_lib.plotting.spikes` (spike codes and the LIF neuron),
 :mod:`~snn_lib.plotting.events` (event recordings), :mod:`~snn_lib.plotting.diagrams` (the book's
-diagrams: the LIF circuit, backpropagation through time, the CSNN's shapes, an event pixel) and
-:mod:`~snn_lib.plotting.cost` (spike rates and synaptic operations of :mod:`snn_lib.cost`).
+diagrams: the LIF circuit, backpropagation through time, the CSNN's shapes, an event pixel),
+:mod:`~snn_lib.plotting.cost` (spike rates and synaptic operations of :mod:`snn_lib.cost`) and
+:mod:`~snn_lib.plotting.plasticity` (the STDP learning window, learned receptive fields, accuracy
+against neurons).
 """
 
 from .base import (
@@ -33,9 +35,11 @@ from .diagrams import (
     plot_log_intensity_events,
 )
 from .cost import plot_operations, plot_spike_rates
+from .plasticity import plot_accuracy_vs_neurons, plot_learning_window, plot_receptive_fields
 
 __all__ = [
-    "animate_events", "animate_spike_counts", "animate_spike_frames", "animation_html", "csnn_shapes",
+    "animate_events", "animate_spike_counts", "plot_accuracy_vs_neurons", "plot_learning_window",
+    "plot_receptive_fields", "animate_spike_frames", "animation_html", "csnn_shapes",
     "log_intensity_events", "new_figure", "plot_bptt_unrolled", "plot_confusion",
     "plot_csnn_diagram", "plot_event_images", "plot_events_3d", "plot_fi_curve", "plot_frames", "plot_images", "plot_layer_activity",
     "plot_lif_circuit", "plot_lif_response", "plot_lif_trace", "plot_log_intensity_events", "plot_metric",
