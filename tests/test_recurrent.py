@@ -213,3 +213,58 @@ def test_layer_refuses_unknown_settings():
         RecurrentLayer(3, 4, neuron="izhikevich")
     with pytest.raises(ValueError, match="impl="):
         RecurrentLayer(3, 4, impl="cuda")
+
+
+# ---- the RSNN --------------------------------------------------------------------------------------
+
+from snn_lib.model import make_loss, predict  # noqa: E402
+from snn_lib.rsnn import RSNN, RSNNConfig  # noqa: E402
+
+
+@pytest.mark.parametrize("neuron", NEURONS)
+def test_rsnn_fast_equals_reference_and_works_with_the_csnn_loss(monkeypatch, neuron):
+    monkeypatch.setattr(recurrent, "spike_fn", exact_spike)
+    cfg = RSNNConfig(neuron=neuron, hidden=9, tau_mem=5.0, tau_out=4.0, readout_steps=3, threshold=0.5)
+    torch.manual_seed(0)
+    ref = RSNN(RSNNConfig(**{**cfg.__dict__, "impl": "reference"}), (20, 2, 3), num_classes=4).double()
+    fast = RSNN(cfg, (20, 2, 3), num_classes=4).double()
+    fast.load_state_dict(ref.state_dict())
+    x = torch.rand(20, 5, 2, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)   # [T, B, 2, 3]
+    labels = torch.tensor([0, 1, 2, 3, 1])
+    results = []
+    for model in (ref, fast):
+        out, mem = model(x)
+        assert out.shape == (1, 5, 4) and mem.shape == (3, 5, 4)
+        torch.testing.assert_close(out[0], mem.mean(0))
+        loss = make_loss("ce_count")(out, labels)
+        loss.backward()
+        assert predict(out).shape == (5,)
+        results.append((out.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-12, atol=1e-12)
+    for name, grad in results[0][1].items():
+        torch.testing.assert_close(results[1][1][name], grad, rtol=1e-10, atol=1e-10)
+    assert results[1][1]["layer.recurrent.weight"].abs().sum() > 0
+
+
+def test_rsnn_readout_is_the_leaky_membrane_at_the_last_steps():
+    """With hidden spikes fixed by hand, the readout equals R[t] = beta_out R[t-1] + W S[t] + b."""
+    cfg = RSNNConfig(neuron="lif", hidden=2, recurrent=False, tau_out=2.0, readout_steps=2)
+    model = RSNN(cfg, (4, 1), num_classes=1).double()
+    with torch.no_grad():
+        model.layer.input.weight.fill_(2.0)        # input 1 -> spike every step (U = 2 > 1, then 2 * beta + 2 - 1)
+        model.layer.input.bias.zero_()
+        model.readout.weight.fill_(1.0)
+        model.readout.bias.zero_()
+    x = torch.ones(4, 1, 1, dtype=torch.float64)
+    out, mem = model(x)
+    b = model.beta_out                             # 2 spikes per step into the readout
+    r = [2.0]
+    for _ in range(3):
+        r.append(b * r[-1] + 2.0)
+    torch.testing.assert_close(mem.flatten(), torch.tensor(r[2:], dtype=torch.float64))
+    assert out.item() == pytest.approx((r[2] + r[3]) / 2)
+
+
+def test_rsnn_refuses_a_decision_window_longer_than_the_input():
+    with pytest.raises(ValueError, match="readout_steps"):
+        RSNN(RSNNConfig(readout_steps=30), (20, 4))
