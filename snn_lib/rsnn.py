@@ -13,8 +13,9 @@ length 1 so that the CSNN's loss and readout work unchanged: ``ce_count`` is the
 ``out.sum(0)``, ``predict`` its argmax. ``forward`` returns ``(out, mem)`` with ``mem`` the readout's
 membrane at those ``k`` steps, ``[k, B, C]``, whatever ``impl``.
 
-With ``impl="fast"`` the readout is not stepped: ``R[t] = sum_s beta_out**(t - s) y[s]``, so the
-``k`` values needed are one weighted sum over time.
+With ``impl="fast"`` the readout is not stepped: ``R[t] = W_out sum_s beta_out**(t - s) spk[s] +
+b_out sum_s beta_out**(t - s)``, so the ``k`` values needed are one weighted sum of the spikes over
+time, then the linear layer (no ``[T, B, C]`` output, and no ``[T, B, H]`` tensor kept for it).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .neurons import decay
@@ -45,8 +47,9 @@ class RSNNConfig:
     tau_syn: float = 5.0
     #: Time constant of the ALIF threshold's adaptation, in steps.
     tau_adapt: float = 200.0
-    #: How much one unit of adaptation raises the ALIF threshold (Bellec et al.'s beta).
-    adapt_scale: float = 1.8
+    #: How much one unit of adaptation raises the ALIF threshold (Bellec et al.'s beta); a spike
+    #: raises it by ``adapt_scale * (1 - exp(-1 / tau_adapt))``, 0.5 with the defaults.
+    adapt_scale: float = 100.0
     #: Firing threshold (ALIF: its baseline).
     threshold: float = 1.0
     #: Time constant of the non-spiking readout, in steps.
@@ -90,14 +93,14 @@ class RSNN(nn.Module):
         """As :meth:`forward`, and the hidden spikes ``[T, B, H]`` (for spike counts and figures)."""
         T, k = x.shape[0], self.cfg.readout_steps
         spk, _ = self.layer(x.flatten(2).to(self.readout.weight.dtype))      # [T, B, H]; uint8 spikes too
-        y = self.readout(spk)                                                 # [T, B, C]
-        if self.cfg.impl == "fast":
-            steps = torch.arange(T, device=y.device, dtype=y.dtype)
-            ends = steps[T - k:, None]                                        # [k, 1]
-            lag = ends - steps[None, :]                                       # [k, T]
+        if self.cfg.impl == "fast":                   # the readout is linear: weigh the spikes over time first
+            steps = torch.arange(T, device=spk.device, dtype=spk.dtype)
+            lag = steps[T - k:, None] - steps[None, :]                        # [k, T]
             weights = torch.where(lag >= 0, self.beta_out ** lag.clamp(min=0), torch.zeros_like(lag))
-            mem = torch.einsum("ks,sbc->kbc", weights, y)                     # [k, B, C]
+            trace = torch.einsum("ks,sbh->kbh", weights, spk)                 # [k, B, H]
+            mem = F.linear(trace, self.readout.weight) + weights.sum(1)[:, None, None] * self.readout.bias
         else:
+            y = self.readout(spk)                                             # [T, B, C]
             r, mems = torch.zeros_like(y[0]), []
             for t in range(T):
                 r = self.beta_out * r + y[t]                                  # [B, C]

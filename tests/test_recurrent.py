@@ -162,9 +162,12 @@ def outputs_and_grads(layer, x, w_spk, w_mem):
 
 @pytest.mark.parametrize("neuron", NEURONS)
 @pytest.mark.parametrize("recurrent_", [True, False])
-def test_fast_path_equals_reference_loop_float64(monkeypatch, neuron, recurrent_):
+@pytest.mark.parametrize("chunk", [7, 32])
+def test_fast_path_equals_reference_loop_float64(monkeypatch, neuron, recurrent_, chunk):
+    """Chunks of 7 steps (30 = 4 x 7 + 2: recomputed from 5 saved starts) and one chunk of all 30."""
     monkeypatch.setattr(recurrent, "spike_fn", exact_spike)
     ref, fast = pair(neuron, recurrent_)
+    fast.chunk = chunk
     g = torch.Generator().manual_seed(2)
     x = torch.rand(30, 4, 5, generator=g, dtype=torch.float64)
     w_spk, w_mem = (torch.randn(30, 4, 7, generator=g, dtype=torch.float64) for _ in range(2))
@@ -186,6 +189,7 @@ def test_fast_path_equals_reference_float32_spikes_only_loss(neuron):
     """The training case: float32, snnTorch's own surrogate, a loss on the spikes only (no gradient
     arrives at the membrane)."""
     ref, fast = pair(neuron, True, torch.float32, seed=3)
+    fast.chunk = 16
     x = torch.rand(40, 3, 5, generator=torch.Generator().manual_seed(4))
     w_spk = torch.randn(40, 3, 7, generator=torch.Generator().manual_seed(5))
     grads = []
