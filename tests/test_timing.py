@@ -106,3 +106,19 @@ def test_cost_per_step_sums_to_the_prefix_costs():
         for key in ("effective_acs", "effective_macs", "spikes"):
             assert sum(steps[key][:k]) == pytest.approx(total[key])
     assert steps["effective_macs"][3] > 0 and steps["effective_macs"][0] == 0
+
+
+def test_plots_draw_what_they_are_given():
+    from snn_lib.plotting import plot_anytime, plot_time_probes
+    rows = [{"setting": f"T={t}", "T": t, "trained_on": "bins in order", "tested_on": "in order",
+             "mean": 0.9, "std": 0.01, "min": 0.89, "max": 0.91, "seeds": [0, 1], "seed_0": 0.89, "seed_1": 0.91}
+            for t in (1, 5, 25)]
+    rows.append({**rows[-1], "setting": "shuffled", "tested_on": "shuffled", "mean": 0.5})
+    fig = plot_time_probes(rows)
+    left, right = fig.axes
+    assert list(left.lines[0].get_xdata()) == [1, 5, 25]
+    assert [round(p.get_height()) for p in right.patches] == [90, 50]       # in order, then shuffled
+    fig = plot_anytime([0.2, 0.5, 0.9], std=[0.1, 0.1, 0.0], operations=[1.0, 2.0, 4.0])
+    ax, twin = fig.axes
+    assert list(ax.lines[0].get_ydata()) == [20.0, 50.0, 90.0]
+    assert list(twin.lines[0].get_ydata()) == [25.0, 50.0, 100.0]

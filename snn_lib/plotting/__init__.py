@@ -6,12 +6,13 @@ the library keeps no global figure state and a notebook shows a returned figure 
 Animations are saved as GIF with Pillow (:func:`~snn_lib.plotting.base.save_gif`), so no ffmpeg is needed, and shown in
 the book with :func:`~snn_lib.plotting.base.animation_html`.
 
-The functions live in six modules by subject and are all importable from here:
+The functions live in seven modules by subject and are all importable from here:
 :mod:`~snn_lib.plotting.base` (figures and animations), :mod:`~snn_lib.plotting.training` (runs and the
 network's activity), :mod:`~snn_lib.plotting.spikes` (spike codes and the LIF neuron),
 :mod:`~snn_lib.plotting.events` (event recordings), :mod:`~snn_lib.plotting.diagrams` (the book's
 diagrams: the LIF circuit, backpropagation through time, the CSNN's shapes, an event pixel) and
-:mod:`~snn_lib.plotting.cost` (spike rates and synaptic operations of :mod:`snn_lib.cost`).
+:mod:`~snn_lib.plotting.cost` (spike rates and synaptic operations of :mod:`snn_lib.cost`) and
+:mod:`~snn_lib.plotting.timing` (whether a network uses time, :mod:`snn_lib.timing`).
 """
 
 from .base import (
@@ -33,6 +34,7 @@ from .diagrams import (
     plot_log_intensity_events,
 )
 from .cost import plot_operations, plot_spike_rates
+from .timing import plot_anytime, plot_time_probes
 
 __all__ = [
     "animate_events", "animate_spike_counts", "animate_spike_frames", "animation_html", "csnn_shapes",
@@ -42,5 +44,5 @@ __all__ = [
     "plot_operations", "plot_per_class_accuracy", "plot_raster", "plot_recordings", "plot_runs",
     "plot_spike_encodings", "plot_spike_images", "plot_spike_rates", "plot_step_times", "plot_surrogates",
     "plot_test_acc", "plot_time_bins",
-    "plot_train_loss", "save_gif",
+    "plot_train_loss", "save_gif", "plot_anytime", "plot_time_probes",
 ]
