@@ -11,7 +11,7 @@ Three probes of what a network takes from time (chapter 8 of the book runs them)
   spike counts of a run on ``frames[:k]`` are the counts of the full run summed up to step
   ``k``: one forward pass gives every ``k``.
 
-Frames here are laid out as :func:`snn_lib.data.load_split` holds them, ``[N, T, 2, H, W]``
+Frames here are laid out as :func:`snn_lib.data.dataset.load_split` holds them, ``[N, T, 2, H, W]``
 (recording first), unless a function says ``[T, B, ...]``.
 
 ::
