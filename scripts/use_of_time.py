@@ -40,7 +40,7 @@ from snn_lib.data import FrameLoader, load_split, make_loaders
 from snn_lib.evaluate import evaluate
 from snn_lib.report import results_meta, spread, write_results
 from snn_lib.timing import anytime_accuracy, cost_per_step, reverse_bins, shuffle_bins
-from snn_lib.rundir import RunBusyError
+from snn_lib.rundir import RunBusyError, read_metrics_csv
 from snn_lib.train import run_training
 
 STEPS = (1, 5, 10, 25)
@@ -178,10 +178,17 @@ def measure(args, runs: dict) -> None:
         for row in anytime:
             row["synaptic_ops_fraction"] = row["synaptic_ops_mean"] / full
 
+    trained = []
+    for exp_id, cfg in done.items():
+        history = read_metrics_csv(cfg.run_dir / "metrics.csv")
+        trained.append({"run": exp_id, "seed": cfg.seed, "T": cfg.data.n_time_bins,
+                        "trained_on": "shuffled bins" if runs[exp_id][2] else "bins in order",
+                        "epochs": len(history), "train_seconds": sum(float(h["epoch_seconds"]) for h in history),
+                        "logged_last_test_acc": float(history[-1]["test_acc"])})
     command = "python " + " ".join(sys.argv)
     data = {**results_meta(command), "rows": rows, "anytime": anytime, "per_seed": per_seed,
             "anytime_per_seed": curves, "anytime_shuffled_trained_per_seed": shuffled_curves,
-            "missing_runs": missing, "test_recordings": len(labels),
+            "missing_runs": missing, "runs": trained, "test_recordings": len(labels),
             "settings": {"checkpoint": "last.pt", **settings_of(next(iter(runs.values()))[0]),
                          "test_shuffle_seed": args.shuffle_seed,
                          "train_shuffle_seed": f"{TRAIN_SHUFFLE_SEED} + seed"}}
@@ -230,6 +237,10 @@ def markdown(data: dict) -> str:
                          f"{100 * row['acc_std']:.1f} | {row['effective_acs_mean']:,.0f} | "
                          f"{row['effective_macs_mean']:,.0f} | {row['spikes_mean']:,.0f} | "
                          f"{row['synaptic_ops_fraction']:.2f} |")
+    hours = sum(r["train_seconds"] for r in data["runs"]) / 3600
+    lines += ["", f"Training time of the {len(data['runs'])} runs, summed over their epochs: {hours:.1f} hours "
+              "(on the machine above, with other work running beside it; the load average is the one when this "
+              "file was written)."]
     if data["missing_runs"]:
         lines += ["", "Runs not finished when this file was written (left out): " + ", ".join(data["missing_runs"])]
     return "\n".join(lines) + "\n"
