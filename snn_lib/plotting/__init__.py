@@ -11,9 +11,10 @@ The functions live in seven modules by subject and are all importable from here:
 network's activity), :mod:`~snn_lib.plotting.spikes` (spike codes and the LIF neuron),
 :mod:`~snn_lib.plotting.events` (event recordings), :mod:`~snn_lib.plotting.diagrams` (the book's
 diagrams: the LIF circuit, backpropagation through time, the CSNN's shapes, an event pixel),
-:mod:`~snn_lib.plotting.cost` (spike rates and synaptic operations of :mod:`snn_lib.cost`) and
+:mod:`~snn_lib.plotting.cost` (spike rates and synaptic operations of :mod:`snn_lib.cost`),
 :mod:`~snn_lib.plotting.plasticity` (the STDP learning window, learned receptive fields, accuracy
-against neurons).
+against neurons) and :mod:`~snn_lib.plotting.timing` (whether a network uses time,
+:mod:`snn_lib.timing`).
 """
 
 from .base import (
@@ -36,6 +37,7 @@ from .diagrams import (
 )
 from .cost import plot_operations, plot_spike_rates
 from .plasticity import plot_accuracy_vs_neurons, plot_learning_window, plot_receptive_fields
+from .timing import plot_anytime, plot_time_probes
 
 __all__ = [
     "animate_events", "animate_spike_counts", "plot_accuracy_vs_neurons", "plot_learning_window",
@@ -46,5 +48,5 @@ __all__ = [
     "plot_operations", "plot_per_class_accuracy", "plot_raster", "plot_recordings", "plot_runs",
     "plot_spike_encodings", "plot_spike_images", "plot_spike_rates", "plot_step_times", "plot_surrogates",
     "plot_test_acc", "plot_time_bins",
-    "plot_train_loss", "save_figure", "save_gif",
+    "plot_train_loss", "save_figure", "save_gif", "plot_anytime", "plot_time_probes",
 ]
