@@ -6,7 +6,7 @@ the library keeps no global figure state and a notebook shows a returned figure 
 Animations are saved as GIF with Pillow (:func:`~snn_lib.plotting.base.save_gif`), so no ffmpeg is needed, and shown in
 the book with :func:`~snn_lib.plotting.base.animation_html`.
 
-The functions live in seven modules by subject and are all importable from here:
+The functions live in eight modules by subject and are all importable from here:
 :mod:`~snn_lib.plotting.base` (figures and animations), :mod:`~snn_lib.plotting.training` (runs and the
 network's activity), :mod:`~snn_lib.plotting.spikes` (spike codes and the LIF neuron),
 :mod:`~snn_lib.plotting.events` (event recordings), :mod:`~snn_lib.plotting.diagrams` (the book's
