@@ -114,6 +114,14 @@ def test_plot_spike_images_panels_and_counts():
     fig = plotting.plot_spike_images(spikes, steps=[0, 3])
     assert [ax.get_title() for ax in fig.axes] == ["t=0: 0", "t=3: 5"]
     assert len(plotting.plot_spike_images(spikes).axes) == 6
+    grid = plotting.plot_spike_images(spikes, steps=range(5))     # rows of 3: 3 + 2 panels
+    assert [ax.get_subplotspec().get_geometry()[:2] for ax in grid.axes] == [(2, 3)] * 5
+
+
+def test_plot_lif_trace_gives_a_long_trace_the_full_width():
+    short, long = torch.full((100,), 0.4), torch.full((300,), 0.4)
+    widths = [plotting.plot_lif_trace(c, {"a": lif_sequence(c, beta=0.9)}).get_figwidth() for c in (short, long)]
+    assert widths == [6.5, 8.5]
 
 
 def test_plot_fi_curve_draws_measured_dots_formula_lines_and_the_rheobase():

@@ -3,6 +3,8 @@ and draws exactly the data it is given."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -83,3 +85,22 @@ def test_animate_spike_counts_shows_the_true_class_even_while_its_bar_is_empty()
     tick = ax.get_xticklabels()[7]
     assert tick.get_fontweight() == "bold" and tick.get_color() == "tab:orange"
     assert ax.get_title() == "step 4/4: prediction 2 (true class 7)"
+
+
+def test_the_spike_count_animation_opens_on_its_last_frame_not_its_empty_first():
+    spk = torch.zeros(5, 10)
+    spk[3:, 2] = 1                                    # nothing spikes before step 4
+    anim = plotting.animate_spike_counts(spk, target=2)
+    assert anim.poster_frame == 4
+    html = plotting.animation_html(anim)
+    assert re.search(r"anim\w+ = new Animation\([^;]*\);\s*anim\w+\.set_frame\(4\);", html)
+    plain = plotting.animation_html(plotting.animate_spike_frames(torch.ones(3, 4, 4)))
+    assert not re.search(r"new Animation\([^;]*\);\s*anim\w+\.set_frame", plain)   # the first frame
+    assert "set_frame(1);" in plotting.animation_html(anim, start_frame=1)
+
+
+def test_an_animation_requests_nothing_from_the_network_and_draws_its_buttons():
+    html = plotting.animation_html(plotting.animate_spike_frames(torch.ones(3, 4, 4)))
+    assert not re.search(r"https?://|(src|href)=[\"']//", html)
+    assert "font-awesome" not in html and 'class="fa ' not in html
+    assert html.count("<svg") == 9 and html.count("<button") == 9    # one icon per button

@@ -125,17 +125,23 @@ def plot_lif_trace(cur: torch.Tensor | np.ndarray, traces: dict, threshold: floa
     as a dashed line.
     """
     c = _np(cur).ravel()
-    fig = new_figure(6.5, 4.6)
+    long = len(c) > 150              # a long trace gets the page's full width and thinner lines
+    fig = new_figure(8.5 if long else 6.5, 5.4 if long else 4.6)
     ax_cur, ax_mem, ax_spk = fig.subplots(3, 1, sharex=True, height_ratios=[1, 2.2, 1])
-    ax_cur.step(range(len(c)), c, where="mid", color="tab:gray")
+    ax_cur.step(range(len(c)), c, where="mid", color="tab:gray", linewidth=0.8 if long else 1.5)
     ax_cur.set_ylabel("input I[t]")
     for row, (label, (spk, mem)) in enumerate(traces.items()):
-        line, = ax_mem.plot(_np(mem).ravel(), label=label)
+        line, = ax_mem.plot(_np(mem).ravel(), label=label, linewidth=0.9 if long else 1.5)
         times = np.nonzero(_np(spk).ravel() > 0)[0]
-        ax_spk.vlines(times, row + 0.1, row + 0.9, color=line.get_color(), linewidth=1.5)
+        ax_spk.vlines(times, row + 0.1, row + 0.9, color=line.get_color(), linewidth=1 if long else 1.5)
     ax_mem.axhline(threshold, color="black", linestyle="--", linewidth=1, label="threshold")
     ax_mem.set_ylabel("membrane U[t]")
-    ax_mem.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    if long:                         # the legend above the plot, so that the time axis keeps the width
+        ax_mem.legend(fontsize=8, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=len(traces) + 1,
+                      frameon=False, borderaxespad=0.1)
+        ax_cur.set_xlim(0, len(c) - 1)
+    else:
+        ax_mem.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax_spk.set(yticks=[r + 0.5 for r in range(len(traces))], yticklabels=list(traces),
                ylim=(0, len(traces)), xlabel="time step", ylabel="spikes")
     for ax in (ax_cur, ax_mem):
@@ -217,8 +223,9 @@ def plot_surrogates(slopes: Sequence[float] = (2.0, 5.0), names: Sequence[str] =
 
 
 def plot_spike_images(spikes: torch.Tensor | np.ndarray, steps: Sequence[int] | None = None,
-                      title: str = "") -> Figure:
-    """Spikes ``[T, H, W]`` of an image at a few time steps (default: up to 6, evenly spread).
+                      title: str = "", columns: int = 3) -> Figure:
+    """Spikes ``[T, H, W]`` of an image at a few time steps (default: up to 6, evenly spread), in
+    rows of ``columns`` panels (three: each panel about a third of the page's column wide).
 
     0/1 spikes are black on white; signed spikes (delta coding) are blue for ON (+1) and red for
     OFF (-1). Each panel is titled with its step and its number of spikes.
@@ -226,8 +233,12 @@ def plot_spike_images(spikes: torch.Tensor | np.ndarray, steps: Sequence[int] | 
     s = _np(spikes).astype(float)
     steps = list(steps) if steps is not None else sorted(set(np.linspace(0, len(s) - 1, min(len(s), 6)).astype(int)))
     signed = bool((s < 0).any())
-    fig = new_figure(1.3 * len(steps), 1.8)
-    axes = fig.subplots(1, len(steps), squeeze=False)[0]
+    columns = min(columns, len(steps))
+    rows = -(-len(steps) // columns)
+    fig = new_figure(2.2 * columns, 2.1 * rows + (0.3 if title else 0))
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax in axes[len(steps):]:
+        ax.remove()
     for ax, t in zip(axes, steps):
         ax.imshow(s[t], cmap="bwr_r" if signed else "gray_r", vmin=-1 if signed else 0, vmax=1)
         ax.set_title(f"t={t}: {int(np.abs(s[t]).sum())}", fontsize=8)

@@ -98,7 +98,8 @@ def animate_spike_counts(spk: torch.Tensor | np.ndarray, target: int | None = No
 
     The bar of ``target`` is drawn in another colour, with an outline and its class number in bold
     beneath, so that it shows even while it is empty; the title gives the time step and the
-    current prediction.
+    current prediction. Its ``poster_frame`` is the last step: a page shows the final counts until
+    play is pressed (:func:`~snn_lib.plotting.base.animation_html`), not the empty bars of step 1.
     """
     spikes = _np(spk)
     counts = np.cumsum(spikes, axis=0)                      # [T, C]
@@ -123,7 +124,9 @@ def animate_spike_counts(spk: torch.Tensor | np.ndarray, target: int | None = No
 
     draw(0)
     _freeze_layout(fig)
-    return FuncAnimation(fig, draw, frames=steps, interval=interval_ms, blit=False)
+    anim = FuncAnimation(fig, draw, frames=steps, interval=interval_ms, blit=False)
+    anim.poster_frame = steps - 1
+    return anim
 
 
 def _montage(maps: np.ndarray, columns: int) -> np.ndarray:
