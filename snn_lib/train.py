@@ -48,7 +48,7 @@ from .device import autocast, check_amp, configure_backends, grad_scaler, keep_f
 from .distributed import (World, all_reduce_sum, barrier, device_of, from_main, launch_processes, process_group,
                           world_from_env, wrap)
 from .errors import ConfigError, SnnError, file_error
-from .evaluate import evaluate
+from .evaluate import evaluate, training_alarm
 from .model import CSNN, build_model, check_input_size, make_loss, predict
 from .progress import progress
 from .plotting import animate_spike_counts, plot_test_acc, plot_train_loss, save_gif
@@ -472,6 +472,9 @@ def _run(cfg: Config, run_dir: Path, device: torch.device, resume_state: dict | 
                        "test_loss": test["loss"], "test_acc": test["accuracy"], "lr": lr,
                        "epoch_seconds": stats["seconds"], "samples_per_second": stats["samples"] / stats["seconds"]}
                 history.append(row)
+                alarm = training_alarm(history, len(loaders.train.labels))
+                if alarm:
+                    log.warning("%s", alarm)
                 log.info("epoch %d/%d | train loss %.4f acc %.2f%% | val loss %.4f acc %.2f%% | test loss %.4f acc "
                          "%.2f%% | lr %.2g | %.1f s, %.0f samples/s", epoch, cfg.train.num_epochs, row["train_loss"],
                          100 * row["train_acc"], row["val_loss"], 100 * row["val_acc"], row["test_loss"],
