@@ -122,9 +122,9 @@ def load_checkpoint(path: str | Path) -> dict:
 def validate_checkpoint(state: dict, path: str | Path) -> None:
     """Refuse, in one line naming ``path``, a checkpoint whose structure is not the one
     :func:`save_checkpoint` writes: its config is checked as the command line's is
-    (:meth:`snn_lib.config.Config.validate`, size limits included), its frame shape against that
-    config, the number of its weights against the model the config describes (before that model
-    is built, so that a config asking for terabytes is refused) and each weight's shape. The
+    (:meth:`snn_lib.config.Config.validate`, size limits included), its frame shape, the number of
+    its weights against the model that config and frame shape describe (before that model is
+    built, so that a config asking for terabytes is refused) and each weight's shape. The
     digest is checked by :func:`load_checkpoint`."""
     def bad(what: str) -> SnnError:
         return SnnError(f"checkpoint '{path}' is malformed ({what}); use a checkpoint written by snn-train.")
@@ -151,13 +151,9 @@ def validate_checkpoint(state: dict, path: str | Path) -> None:
         cfg.validate()
     except (ConfigError, TypeError, ValueError, AttributeError) as err:
         raise bad(f"its config: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
-    side = cfg.data.crop or 34
-    if shape[0] != cfg.data.n_time_bins or shape[2] != side:
-        raise bad(f"frame_shape {list(shape)} does not match its config's data.n_time_bins={cfg.data.n_time_bins} "
-                  f"and {side}x{side} frames")
     weights = model_weights(state)
     stored = sum(v.numel() for k, v in weights.items() if not k.startswith("lif"))
-    described = model_parameters(cfg.model.channels, cfg.model.kernel_size, side)
+    described = model_parameters(cfg.model.channels, cfg.model.kernel_size, shape[2])     # as build_model's
     if stored != described:                 # before building the model: no allocation for a wrong config
         raise bad(f"it holds {stored:,} weights, but the model its config describes has {described:,}")
     try:

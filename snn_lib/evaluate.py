@@ -100,4 +100,32 @@ def at_chance(accuracy: float, samples: int, num_classes: int = 10) -> bool:
     return samples > 0 and accuracy <= chance + 2 * math.sqrt(chance * (1 - chance) / samples)
 
 
-__all__ = ["at_chance", "evaluate", "evaluate_checkpoint"]
+CHANCE_EPOCHS = 3
+"""Epochs of training accuracy at chance after which :func:`training_alarm` warns."""
+
+LOSS_EXPLOSION = 10.0
+"""A training loss this many times its first epoch's is an explosion (:func:`training_alarm`)."""
+
+
+def training_alarm(history: list[dict], train_samples: int, epochs: int = CHANCE_EPOCHS) -> str | None:
+    """A warning for the epoch just ended (``history[-1]``), or None: the training accuracy has been
+    at chance (:func:`at_chance`) for ``epochs`` epochs in a row (said once, at the ``epochs``-th),
+    or the training loss has just grown above :data:`LOSS_EXPLOSION` times its first epoch's."""
+    last = history[-1]
+    streak = 0
+    for row in reversed(history):
+        if not at_chance(row["train_acc"], train_samples):
+            break
+        streak += 1
+    if streak == epochs:
+        return (f"the training accuracy has been at chance for {epochs} epochs (epoch {last['epoch']}: "
+                f"{100 * last['train_acc']:.1f}% on {train_samples} recordings): the network learns nothing; "
+                "lower train.lr (or check the data and model.threshold), then start a new exp_id.")
+    first, previous = history[0]["train_loss"], history[-2]["train_loss"] if len(history) > 1 else None
+    if previous is not None and last["train_loss"] > LOSS_EXPLOSION * first >= previous:
+        return (f"the training loss exploded to {last['train_loss']:.3g} at epoch {last['epoch']}, more than "
+                f"{LOSS_EXPLOSION:g} times its first epoch's {first:.3g}; lower train.lr, then start a new exp_id.")
+    return None
+
+
+__all__ = ["CHANCE_EPOCHS", "LOSS_EXPLOSION", "at_chance", "evaluate", "evaluate_checkpoint", "training_alarm"]

@@ -56,7 +56,7 @@ from .device import autocast, check_amp, configure_backends, grad_scaler, keep_f
 from .distributed import (World, all_reduce_sum, barrier, device_of, from_main, launch_processes, process_group,
                           world_from_env, wrap)
 from .errors import ConfigError, SnnError, file_error
-from .evaluate import evaluate
+from .evaluate import evaluate, training_alarm
 from .model import build_model, check_input_size, make_loss, predict
 from .progress import progress
 from .rundir import (LOCK_NAME, RunFolder, RunLock, chosen_epoch, log_to, resume_state, run_artefacts, selected_on,
@@ -268,6 +268,9 @@ def fit(model: torch.nn.Module, loaders: Loaders, cfg: TrainConfig, *, device: t
                      epoch - 1, select, cfg.early_stop)
             return FitResult(history, best_epoch, stopped_early=True)
         history.append(run_epoch(net, model, loaders, optimizer, loss_fn, cfg, device, epoch, scaler))
+        alarm = training_alarm(history, len(loaders.train.labels))     # at chance, or exploding
+        if alarm:
+            log.warning("%s", alarm)
         if scheduler is not None:
             scheduler.step()
         chosen = chosen_epoch(history, select)

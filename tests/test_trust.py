@@ -191,7 +191,7 @@ def test_a_kill_between_last_and_best_is_repaired_on_resume(toy_nmnist, tmp_path
 
 
 def test_repair_best_copies_last_when_the_best_epoch_is_the_last(tmp_path):
-    cfg = Config()
+    cfg = Config(model=ModelConfig(channels=(2, 2)))          # a config that describes the model
     net = CSNN(ModelConfig(channels=(2, 2)), input_size=16)
     last_path = save_checkpoint(tmp_path / "last.pt", net, None, cfg, 4, [{"test_acc": 0.5}], (3, 2, 16, 16), 4)
     save_checkpoint(tmp_path / "best.pt", net, None, cfg, 3, [{"test_acc": 0.4}], (3, 2, 16, 16), 3)

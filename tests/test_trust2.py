@@ -258,7 +258,7 @@ def _set_model(state, **values):
     (lambda s: s.update(config="x"), "its config is a str, not a dict"),
     (lambda s: s.pop("frame_shape"), "frame_shape None is not [T, 2, H, H]"),
     (lambda s: s.update(frame_shape="abc"), "frame_shape 'abc' is not"),
-    (lambda s: s.update(frame_shape=[6, 2, 34, 34]), "does not match its config's data.n_time_bins=5"),
+    (lambda s: s.update(frame_shape=[5, 2, 10**6, 10**6]), "but the model its config describes has"),
     (lambda s: s.update(model={}), "it holds 0 weights"),
     (lambda s: s.update(digest="abc"), "its digest is not two SHA-256 strings"),
     (lambda s: _set_model(s, pool="bogus"), "model.pool='bogus' is not valid"),
@@ -519,3 +519,35 @@ def test_group16_sigterm_after_the_work_is_done_keeps_exit_status_0(tmp_path):
     result = cli([sys.executable, "-c", code], tmp_path, timeout=120)
     assert result.returncode == 0 and result.stderr == "", (result.returncode, result.stderr[-2000:])
     assert (tmp_path / "done").exists()
+
+
+def test_group8_a_run_that_stays_at_chance_is_warned_about(toy_nmnist, tmp_path, caplog):
+    from conftest import tiny_config
+
+    from snn_lib.train import run_training
+    cfg = tiny_config(toy_nmnist, tmp_path, num_epochs=3, num_animations=0, lr=1e10)
+    with caplog.at_level(logging.WARNING, logger="snn_lib"):
+        run_training(cfg)
+    assert "the training accuracy has been at chance for 3 epochs" in caplog.text and "lower train.lr" in caplog.text
+
+
+def test_group8_the_alarm_is_raised_once_at_chance_and_when_the_loss_explodes():
+    from snn_lib.evaluate import training_alarm
+    rows = [{"epoch": e, "train_loss": 2.3, "train_acc": 0.1} for e in range(1, 6)]
+    assert [training_alarm(rows[:e], 1000) is not None for e in range(1, 6)] == [False, False, True, False, False]
+    good = [{"epoch": e, "train_loss": loss, "train_acc": 0.9} for e, loss in enumerate((2.3, 1.0, 30.0, 40.0), 1)]
+    assert [training_alarm(good[:e], 1000) is not None for e in range(1, 5)] == [False, False, True, False]
+    assert "exploded to 30" in training_alarm(good[:3], 1000)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_group8_every_float_setting_refuses_nan_and_inf(value):
+    floats = [key for key, (default, _) in setting_docs().items() if isinstance(default, float)]
+    assert len(floats) >= 8, floats
+    for key in floats:
+        part, name = key.split(".")
+        cfg = Config()
+        setattr(getattr(cfg, part), name, value)
+        with pytest.raises(ConfigError, match=f"{key}=") as err:
+            cfg.validate()
+        one_line(err.value)
