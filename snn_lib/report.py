@@ -1,17 +1,17 @@
-"""Measured results, described and shown: the hardware line of every results file, the report of
-many runs (``snn-report``), and the committed files of ``benchmarks/results/`` rendered for a
-notebook or the book.
+"""Measured results as data: the hardware line of every results file, the results files of
+``benchmarks/results/`` (written as ``NAME.json`` and ``NAME.md``, read back as data), and the
+report of many runs (``snn-report``). Showing them on a book page is :mod:`snn_lib.pages`' job.
 
 ::
 
-    # 'Intel(R) Xeon(R) (AVX2, AVX-512), 2 cores, 2 torch threads, load 1.2'
+    # 'Intel(R) Xeon(R) (AVX2, AVX-512), 2 cores, 2 torch threads, load average 1.2'
     hardware(torch.device("cpu"))
+    # a results file: command, hardware, date, software, rows (see results_meta)
+    data = load_results("real_1k_accuracy")
+    data["rows"][0]["test_acc"]
     # one row per setting, over its seeds
     rows = summarize(load_runs(["exp/lr_sweep"]))
     print(report_markdown(rows))
-    # benchmarks/results of the repository around the working directory
-    results = find_results_dir()
-    HTML(results_file_html(results / "sim_vs_real.md", open_=True))
 
 A report groups run folders by their setting (the config less the seed and the settings that only
 say where or how fast a run goes), and gives for each: the number of runs and their seeds, the
@@ -24,15 +24,11 @@ from __future__ import annotations
 
 import csv
 import glob
-import html as html_lib
 import io
-import itertools
 import json
 import os
 import platform
-import re
 import statistics
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,9 +40,6 @@ from .errors import SnnError
 from .rundir import chosen_epoch, read_metrics_csv
 
 _UNITS = (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("amx_bf16", "AMX-BF16"))
-_STYLE = ("<style>.snn-results table {border-collapse: collapse; font-size: 85%}"
-          " .snn-results th, .snn-results td {padding: 1px 7px; border-bottom: 1px solid #ddd}"
-          " .snn-results td code {overflow-wrap: break-word}</style>")
 
 
 def hardware(device: torch.device | str = "cpu", load: bool = True) -> str:
@@ -75,77 +68,6 @@ def find_results_dir(start: str | Path | None = None) -> Path | None:
     here = Path(start or Path.cwd()).resolve()
     return next((p / "benchmarks" / "results" for p in (here, *here.parents)
                  if (p / "benchmarks" / "results").is_dir()), None)
-
-
-def _span_notes(table: re.Match) -> str:
-    """A table row whose first two cells are empty is a note on the row above: its text spans the rest."""
-    html = table.group(0)
-    width = len(re.findall(r"<th[ >]", html[:html.find("</tr>")]))
-    note = r"<tr>\s*<td[^>]*></td>\s*<td[^>]*></td>\s*<td[^>]*>(.*?)</td>(\s*<td[^>]*></td>)*\s*</tr>"
-    return re.sub(note, rf'<tr><td></td><td></td><td colspan="{width - 2}"><small>\1</small></td></tr>',
-                  html, flags=re.S)
-
-
-def _breakable_code(table: re.Match) -> str:
-    """A table whose code spans may break after ``=``, ``_``, ``.`` or ``,`` (a long setting such
-    as ``data.sim_mix_epochs=4`` in a cell), so that a wide table fits the page without breaking
-    words in the middle."""
-    return re.sub(r"<code>(.*?)</code>",
-                  lambda code: "<code>" + re.sub(r"([=_.,])", r"\1<wbr>", code.group(1)) + "</code>",
-                  table.group(0), flags=re.S)
-
-
-CODE_WIDTH = 72
-"""Characters of a line in a code block of :func:`markdown_html` (a results file's command):
-longer lines are cut at spaces and continued, shell-style, with `` \\`` so they fit a book page."""
-
-
-def _wrap_code(block: re.Match) -> str:
-    """A ``<pre><code>`` block with lines longer than ``CODE_WIDTH`` cut at spaces."""
-    lines = []
-    for line in html_lib.unescape(block.group(2)).split("\n"):
-        parts = textwrap.wrap(line, CODE_WIDTH, subsequent_indent="    ", break_long_words=True,
-                              break_on_hyphens=False, drop_whitespace=True) if len(line) > CODE_WIDTH else [line]
-        lines.append(" \\\n".join(parts or [""]))
-    return f"{block.group(1)}{html_lib.escape(chr(10).join(lines))}</code></pre>"
-
-
-def markdown_html(text: str) -> str:
-    """Markdown with tables as HTML (headings become bold lines, to stay inside the page's outline;
-    code lines longer than ``CODE_WIDTH`` cut and continued with `` \\``)."""
-    from markdown_it import MarkdownIt
-
-    text = re.sub(r"(?m)^#+\s+(.*)", r"**\1**", text)
-    html = MarkdownIt("commonmark", {"breaks": True}).enable("table").render(text)
-    html = re.sub(r"<table>.*?</table>", _span_notes, html, flags=re.S)
-    html = re.sub(r"<table>.*?</table>", _breakable_code, html, flags=re.S)
-    html = re.sub(r"(<pre><code[^>]*>)(.*?)</code></pre>", _wrap_code, html, flags=re.S)
-    return f'{_STYLE}<div class="snn-results" style="overflow-x: auto">{html}</div>'
-
-
-def results_file_html(path: str | Path, open_: bool = False) -> str:
-    """A results file under its name, in a collapsible block: Markdown rendered, JSON and text as they are."""
-    path = Path(path)
-    text = path.read_text()
-    if path.suffix == ".json":
-        text = json.dumps(json.loads(text), indent=1)
-    if path.suffix in (".json", ".txt"):
-        text = f"```\n{text.rstrip()}\n```"
-    label = "/".join(path.parts[-3:])                   # benchmarks/results/<name>
-    return (f"<details{' open' if open_ else ''}><summary><b><code>{label}</code>"
-            f"</b></summary>{markdown_html(text)}</details>")
-
-
-def results_table_html(path: str | Path, columns: Sequence[int] | None = None, table: int = 0) -> str:
-    """Markdown table number ``table`` (0, the first) of a results file as HTML, with only the
-    ``columns`` given (their indices, 0 the first; all when None): the measurements without the
-    file's notes on how they were made, which :func:`results_file_html` shows."""
-    tables = [list(rows) for is_row, rows in itertools.groupby(Path(path).read_text().splitlines(),
-                                                                key=lambda line: line.startswith("|")) if is_row]
-    rows = [line.strip().strip("|").split("|") for line in tables[table]]
-    if columns is not None:
-        rows = [[row[i] for i in columns] for row in rows]
-    return markdown_html("\n".join("|" + "|".join(row) + "|" for row in rows))
 
 
 # ---- results files: data first, Markdown second -----------------------------------------------------
@@ -187,14 +109,11 @@ def write_results(path: str | Path, data: dict, markdown: str) -> tuple[Path, Pa
 
 
 def load_results(name: str | Path, results_dir: str | Path | None = None) -> dict:
-    """The data of a results file: ``name`` is a path, or a stem in ``results_dir`` (default
-    :func:`find_results_dir`), as ``load_results("real_1k_accuracy")``. A one-line SnnError when
-    it is missing or not JSON."""
-    path = Path(name)
-    if path.suffix != ".json":
-        folder = Path(results_dir) if results_dir is not None else find_results_dir()
-        path = (folder / f"{path.name}.json") if folder is not None and not path.parent.parts else \
-            path.with_name(path.name + ".json")
+    """The data of a results file: ``name`` is a path, or a name in ``results_dir`` (default
+    :func:`find_results_dir`), as ``load_results("real_1k_accuracy")`` or
+    ``load_results("real_1k_run/README")`` (``.json`` added where missing). A one-line SnnError
+    when it is missing or not JSON."""
+    path = _results_path(name, results_dir, ".json")
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
@@ -202,6 +121,39 @@ def load_results(name: str | Path, results_dir: str | Path | None = None) -> dic
                        "or open the repository that holds benchmarks/results.") from None
     except (OSError, ValueError) as err:
         raise SnnError(f"results file {path} cannot be read ({type(err).__name__}); restore it with git.") from None
+
+
+def load_curves(name: str | Path, results_dir: str | Path | None = None) -> dict[str, dict[int, list[dict]]]:
+    """A curves file (CSV: ``row``, ``seed``, then the columns of a run's ``metrics.csv``, one
+    line per epoch of each run, as ``small_real_ablation_curves.csv``) as ``{row: {seed: history}}``,
+    each history a list of epochs as :func:`snn_lib.rundir.read_metrics_csv` gives them. ``name``
+    as for :func:`load_results` (``.csv``); a one-line SnnError when it is missing."""
+    path = _results_path(name, results_dir, ".csv")
+    curves: dict[str, dict[int, list[dict]]] = {}
+    try:
+        with open(path, newline="") as f:
+            for line in csv.DictReader(f):
+                row, seed = line.pop("row"), int(line.pop("seed"))
+                epoch = {k: (int(v) if k == "epoch" else float(v)) for k, v in line.items() if v not in ("", None)}
+                curves.setdefault(row, {}).setdefault(seed, []).append(epoch)
+    except FileNotFoundError:
+        raise SnnError(f"curves file {path} does not exist; run the command that makes it (benchmarks/README.md), "
+                       "or open the repository that holds benchmarks/results.") from None
+    except (OSError, ValueError, KeyError) as err:
+        raise SnnError(f"curves file {path} cannot be read ({type(err).__name__}); restore it with git.") from None
+    return curves
+
+
+def _results_path(name: str | Path, results_dir: str | Path | None, suffix: str) -> Path:
+    """``name`` with ``suffix``: as it is when absolute or an existing file, else in ``results_dir``
+    (default :func:`find_results_dir`)."""
+    path = Path(name)
+    if path.suffix != suffix:
+        path = path.with_name(path.name + suffix)
+    if path.is_absolute() or (results_dir is None and path.parent.parts and path.is_file()):
+        return path
+    folder = Path(results_dir) if results_dir is not None else find_results_dir()
+    return folder / path if folder is not None else path
 
 
 # ---- the report of many runs (snn-report) -----------------------------------------------------------

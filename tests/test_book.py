@@ -235,3 +235,33 @@ def test_api_page_lists_every_module():
                              if _has_python(m)]
     missing = [m for m in modules if f".. automodule:: {m}\n" not in page]
     assert not missing, f"book/api.md has no `.. automodule::` for {missing}"
+
+
+def parsed_by_hand(source: str) -> list[str]:
+    """What in a code cell parses a results file by hand instead of reading its data through
+    snn_lib.report: importing ``re`` or ``csv``, or splitting text at ``|`` (a Markdown table row)."""
+    found = []
+    for node in ast.walk(_as_python(source)):
+        names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                 else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+        found += [f"import {name}" for name in names if name.split(".")[0] in ("re", "csv")]
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "split"
+                and any(isinstance(a, ast.Constant) and a.value == "|" for a in node.args)):
+            found.append(ast.unparse(node))
+    return found
+
+
+@pytest.mark.parametrize("src", CHAPTER_SOURCES, ids=_ids(CHAPTER_SOURCES))
+def test_no_chapter_parses_a_results_file_by_hand(src):
+    """Pages read results as data (snn_lib.report.load_results, load_curves) and show them with
+    snn_lib.pages: no regular expressions, CSV readers or Markdown table rows in a code cell."""
+    cells = [c.source for c in jupytext.read(src).cells if c.cell_type == "code"]
+    found = [f"cell {i}: {what}" for i, source in enumerate(cells) for what in parsed_by_hand(source)]
+    assert not found, f"{_rel(src)} parses by hand: {found}; read the results file with snn_lib.report instead"
+
+
+@pytest.mark.parametrize("cell", ["import re\nre.sub('a', 'b', 'c')", "import csv as c",
+                                  "from csv import DictReader", "cells = line.strip().split('|')"])
+def test_parsing_by_hand_is_caught(cell):
+    assert parsed_by_hand(cell)
+    assert not parsed_by_hand("rows = load_results('x')['rows']\nname.split(' (')")

@@ -1,0 +1,141 @@
+"""The book's HTML rendering of results: a table from a results file's rows, a results file under
+its name, and Markdown made to fit a book page (tables that fit its width, code lines cut at
+``CODE_WIDTH``). What the results say is read by :mod:`snn_lib.report`; this module only shows it.
+
+::
+
+    from snn_lib.report import load_results
+    data = load_results("small_real_ablation")          # benchmarks/results/small_real_ablation.json
+    HTML(table_html(data["rows"], {"row": "row", "seeds": "seeds", "val_chosen_mean": "test acc"},
+                    formats={"val_chosen_mean": "{:.1%}"}))
+    HTML(results_file_html(find_results_dir() / "small_real_ablation.md"))   # the whole file, folded
+
+A table's code spans may break after ``=``, ``_``, ``.`` or ``,`` (a long setting in a cell); a
+row whose first two cells are empty is a note on the row above, spanning the rest of it.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import itertools
+import json
+import re
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
+from numbers import Number
+from pathlib import Path
+
+_STYLE = ("<style>.snn-results table {border-collapse: collapse; font-size: 85%}"
+          " .snn-results th, .snn-results td {padding: 1px 7px; border-bottom: 1px solid #ddd}"
+          " .snn-results td code {overflow-wrap: break-word}</style>")
+
+
+def _span_notes(table: re.Match) -> str:
+    """A table row whose first two cells are empty is a note on the row above: its text spans the rest."""
+    html = table.group(0)
+    width = len(re.findall(r"<th[ >]", html[:html.find("</tr>")]))
+    note = r"<tr>\s*<td[^>]*></td>\s*<td[^>]*></td>\s*<td[^>]*>(.*?)</td>(\s*<td[^>]*></td>)*\s*</tr>"
+    return re.sub(note, rf'<tr><td></td><td></td><td colspan="{width - 2}"><small>\1</small></td></tr>',
+                  html, flags=re.S)
+
+
+def _breakable_code(table: re.Match) -> str:
+    """A table whose code spans may break after ``=``, ``_``, ``.`` or ``,`` (a long setting such
+    as ``data.sim_mix_epochs=4`` in a cell), so that a wide table fits the page without breaking
+    words in the middle."""
+    return re.sub(r"<code>(.*?)</code>",
+                  lambda code: "<code>" + re.sub(r"([=_.,])", r"\1<wbr>", code.group(1)) + "</code>",
+                  table.group(0), flags=re.S)
+
+
+CODE_WIDTH = 72
+"""Characters of a line in a code block of :func:`markdown_html` (a results file's command):
+longer lines are cut at spaces and continued, shell-style, with `` \\`` so they fit a book page."""
+
+
+def _wrap_code(block: re.Match) -> str:
+    """A ``<pre><code>`` block with lines longer than ``CODE_WIDTH`` cut at spaces."""
+    lines = []
+    for line in html_lib.unescape(block.group(2)).split("\n"):
+        parts = textwrap.wrap(line, CODE_WIDTH, subsequent_indent="    ", break_long_words=True,
+                              break_on_hyphens=False, drop_whitespace=True) if len(line) > CODE_WIDTH else [line]
+        lines.append(" \\\n".join(parts or [""]))
+    return f"{block.group(1)}{html_lib.escape(chr(10).join(lines))}</code></pre>"
+
+
+def markdown_html(text: str) -> str:
+    """Markdown with tables as HTML (headings become bold lines, to stay inside the page's outline;
+    code lines longer than ``CODE_WIDTH`` cut and continued with `` \\``)."""
+    from markdown_it import MarkdownIt
+
+    text = re.sub(r"(?m)^#+\s+(.*)", r"**\1**", text)
+    html = MarkdownIt("commonmark", {"breaks": True}).enable("table").render(text)
+    html = re.sub(r"<table>.*?</table>", _span_notes, html, flags=re.S)
+    html = re.sub(r"<table>.*?</table>", _breakable_code, html, flags=re.S)
+    html = re.sub(r"(<pre><code[^>]*>)(.*?)</code></pre>", _wrap_code, html, flags=re.S)
+    return f'{_STYLE}<div class="snn-results" style="overflow-x: auto">{html}</div>'
+
+
+def results_file_html(path: str | Path, open_: bool = False) -> str:
+    """A results file under its name, in a collapsible block: Markdown rendered, JSON and text as they are."""
+    path = Path(path)
+    text = path.read_text()
+    if path.suffix == ".json":
+        text = json.dumps(json.loads(text), indent=1)
+    if path.suffix in (".json", ".txt"):
+        text = f"```\n{text.rstrip()}\n```"
+    label = "/".join(path.parts[-3:])                   # benchmarks/results/<name>
+    return (f"<details{' open' if open_ else ''}><summary><b><code>{label}</code>"
+            f"</b></summary>{markdown_html(text)}</details>")
+
+
+def results_table_html(path: str | Path, columns: Sequence[int] | None = None, table: int = 0) -> str:
+    """Markdown table number ``table`` (0, the first) of a results file as HTML, with only the
+    ``columns`` given (their indices, 0 the first; all when None): the measurements without the
+    file's notes on how they were made, which :func:`results_file_html` shows."""
+    tables = [list(rows) for is_row, rows in itertools.groupby(Path(path).read_text().splitlines(),
+                                                                key=lambda line: line.startswith("|")) if is_row]
+    rows = [line.strip().strip("|").split("|") for line in tables[table]]
+    if columns is not None:
+        rows = [[row[i] for i in columns] for row in rows]
+    return markdown_html("\n".join("|" + "|".join(row) + "|" for row in rows))
+
+
+
+
+def _cell(value: object, fmt: str | Callable[[object], str] | None, missing: str = "") -> str:
+    """One cell of :func:`table_html` as Markdown text (None: ``missing``; ``|`` escaped)."""
+    if value is None:
+        text = missing
+    elif callable(fmt):
+        text = fmt(value)
+    elif fmt is not None:
+        text = fmt.format(value)
+    elif isinstance(value, (list, tuple)):
+        text = ", ".join(map(str, value))
+    else:
+        text = str(value)
+    return text.replace("\n", " ").replace("|", "\\|")
+
+
+def table_html(rows: Sequence[Mapping], columns: Mapping[str, str] | Sequence[str] | None = None,
+               formats: Mapping[str, str | Callable[[object], str]] | None = None, missing: str = "") -> str:
+    """A results file's ``rows`` (flat dicts) as an HTML table that fits a book page.
+
+    ``columns``: the keys to show, in order, each with its header (``{"val_chosen_mean": "test
+    acc"}``), or a list of keys (the key is the header); default, every key of the first row.
+    ``formats``: per key, a format string (``"{:.1%}"``) or a function of the value; otherwise
+    the value as text (a list joined with commas); a missing value or None is ``missing``. A cell's text is Markdown (code
+    spans, ``**bold**``); columns whose values are all numbers are right-aligned."""
+    if columns is None:
+        columns = list(rows[0]) if rows else []
+    if not isinstance(columns, Mapping):
+        columns = {key: key for key in columns}
+    formats = formats or {}
+    numeric = {key for key in columns
+               if rows and all(isinstance(r.get(key), Number) or r.get(key) is None for r in rows)
+               and any(isinstance(r.get(key), Number) for r in rows)}
+    lines = ["| " + " | ".join(_cell(h, None) for h in columns.values()) + " |",
+             "|" + "|".join("---:" if key in numeric else "---" for key in columns) + "|"]
+    lines += ["| " + " | ".join(_cell(row.get(key), formats.get(key), missing) for key in columns) + " |" for row in rows]
+    return markdown_html("\n".join(lines) + "\n")
