@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -342,7 +343,7 @@ def report_main(argv: list[str] | None = None) -> None:
         out = Path(args.out) if args.out else Path(args.paths[0]) if len(args.paths) == 1 else Path(".")
         if not out.is_dir():
             out = out.parent if out.name == "metrics.csv" else out
-        command = "snn-report " + " ".join(argv if argv is not None else sys.argv[1:])
+        command = "snn-report " + shlex.join(argv if argv is not None else sys.argv[1:])
         text = report_markdown(rows, args.title, command)
         curves = {(" ".join(f"{k}={v}" for k, v in r["setting"].items()) or "all runs"):
                   [run.history for run in runs if str(run.path) in r["folders"]] for r in rows}
