@@ -17,7 +17,8 @@ One module for each idea, in the order of the book's chapters:
   device, mixed precision, CPU allocator; :mod:`snn_lib.distributed`: data-parallel processes
   (chapter 5);
 - :mod:`snn_lib.plotting`: figures and animations; :mod:`snn_lib.report`: hardware lines, the
-  report of many runs and the committed results files;
+  committed results files as data and the report of many runs; :mod:`snn_lib.pages`: results shown
+  on a book page;
 - :mod:`snn_lib.cli`: the ``snn-train``, ``snn-eval``, ``snn-make-data`` and ``snn-report``
   commands.
 """
