@@ -1,20 +1,13 @@
-"""What the benchmark scripts share: the repository on the import path, and synthetic N-MNIST-shaped
-data made on the device that uses it.
+"""What the benchmark scripts share: synthetic N-MNIST-shaped data made on the device that uses it.
 
 The benchmarks folder is not a package: each script runs as ``python benchmarks/NAME.py`` from any
-folder (or with the repository on ``PYTHONPATH``, as ``gpu_session.sh`` runs them).
+folder, with snn_lib installed (``pip install -e .``, as the README says) or the repository on
+``PYTHONPATH``, as ``gpu_session.sh`` runs them.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)                       # snn_lib without an installation
-
-import torch  # noqa: E402
+import torch
 
 
 def synthetic_frames(n: int, T: int, seed: int = 0, rate: float = 0.07,

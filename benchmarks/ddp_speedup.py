@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from common import make_data  # also puts the repository on the import path
+from common import make_data
 from snn_lib.config import ModelConfig, TrainConfig
 from snn_lib.data import FrameLoader
 from snn_lib.distributed import World

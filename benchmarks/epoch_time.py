@@ -26,23 +26,24 @@ arithmetic (``precision``) and the settings.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
 import platform
+import shlex
 import sys
+import time
+from pathlib import Path
 
 import torch
 
-from common import make_data  # noqa: E402  (common puts the repository on the import path)
+from common import make_data
 
-from snn_lib.config import ModelConfig, TrainConfig  # noqa: E402
-from snn_lib.data.loader import FrameLoader  # noqa: E402
-from snn_lib.device import AMP_MODES, check_amp, keep_freed_cpu_memory, precision_label, resolve_device  # noqa: E402
-from snn_lib.errors import SnnError  # noqa: E402
-from snn_lib.model import CSNN, make_loss  # noqa: E402
-from snn_lib.report import hardware  # noqa: E402
-from snn_lib.train import prepare_model, train_epoch  # noqa: E402
+from snn_lib.config import ModelConfig, TrainConfig
+from snn_lib.data.loader import FrameLoader
+from snn_lib.device import AMP_MODES, check_amp, keep_freed_cpu_memory, precision_label, resolve_device
+from snn_lib.errors import SnnError
+from snn_lib.model import CSNN, make_loss
+from snn_lib.report import hardware, load_results, results_meta, write_results
+from snn_lib.train import prepare_model, train_epoch
 
 TARGET_SECONDS, TARGET_N, TARGET_T, TARGET_MIN_BATCH = 2.0, 60_000, 25, 128
 """Issue 5's GPU target: a 60,000-recording epoch at T=25 in under 2 s, at a batch of 128 or more."""
@@ -106,6 +107,22 @@ def target_verdict(results: list[dict]) -> str | None:
             f"{best['batch']}, {best['precision']}")
 
 
+def row_text(row: dict) -> str:
+    """A row of the results table."""
+    peak = "-" if row["peak_mb"] is None else f"{row['peak_mb']:,.0f}"
+    return (f"| {row['hardware']} | {row['settings']} | {row['epoch_seconds']:.2f} s | {row['samples_per_s']:,.0f} | "
+            f"{peak} | {row['date']}, torch {row['torch']} |")
+
+
+def markdown(data: dict) -> str:
+    """The results file for a person, from its data (``rows``: one per timed setting, each with its machine)."""
+    return ("Epoch time of the CSNN's fast path on synthetic N-MNIST-sized data held on the device "
+            f"(`{data['command']}`, and more rows added by later runs: snn_lib.train.train_epoch; fastest timed "
+            "epoch, after warm-up steps). Peak MB: memory the epoch allocated beyond the data (CUDA).\n\n"
+            "| hardware | settings | epoch | recordings / s | peak MB | when |\n"
+            "|---|---|---:|---:|---:|---|\n" + "".join(row_text(r) + "\n" for r in data["rows"]))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=60_000, help="recordings per epoch (N-MNIST: 60,000)")
@@ -121,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile", action="store_true", help="torch.compile the model (train.compile)")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--save", help="also append each result (a markdown row) to this file")
+    p.add_argument("--save", help="also add each result (a row) to this results file: NAME.json (the data) and NAME.md")
     args = p.parse_args(argv)
     if args.epochs < 1:
         p.error("--epochs must be at least 1")
@@ -138,24 +155,19 @@ def main(argv: list[str] | None = None) -> int:
     for batch, amp in runs:
         result = time_run(frames, labels, batch, amp, args, device)
         results.append(result)
-        settings = (f"N={result['n']}, T={result['T']}, batch {batch}, {result['precision']}, lif={args.lif}, "
-                    f"compile={args.compile}, channels_last={args.channels_last}")
-        peak = "-" if result["peak_mb"] is None else f"{result['peak_mb']:,.0f}"
-        line = (f"| {result['hardware']} | {settings} | {result['epoch_seconds']:.2f} s | "
-                f"{result['samples_per_s']:,.0f} | {peak} | "
-                f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, torch {torch.__version__} |")
-        print(line, flush=True)
-        if args.save:
-            os.makedirs(os.path.dirname(args.save) or ".", exist_ok=True)
-            new = not os.path.exists(args.save)
-            with open(args.save, "a") as f:
-                if new:
-                    f.write("Epoch time of the CSNN's fast path on synthetic N-MNIST-sized data held on the device "
-                            "(`python benchmarks/epoch_time.py ...`: snn_lib.train.train_epoch; fastest timed epoch, "
-                            "after warm-up steps). Peak MB: memory the epoch allocated beyond the data (CUDA).\n\n"
-                            "| hardware | settings | epoch | recordings / s | peak MB | when |\n"
-                            "|---|---|---:|---:|---:|---|\n")
-                f.write(line + "\n")
+        row = {"hardware": result["hardware"], "settings": f"N={result['n']}, T={result['T']}, batch {batch}, "
+               f"{result['precision']}, lif={args.lif}, compile={args.compile}, channels_last={args.channels_last}",
+               "epoch_seconds": result["epoch_seconds"], "samples_per_s": result["samples_per_s"],
+               "peak_mb": result["peak_mb"], "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+               "torch": torch.__version__}
+        print(row_text(row), flush=True)
+        if args.save:                      # the rows already in the file, then this one
+            json_path = Path(args.save).with_suffix(".json")
+            data = load_results(json_path) if json_path.is_file() else {
+                **results_meta(f"python benchmarks/epoch_time.py {shlex.join(argv if argv is not None else sys.argv[1:])}",
+                               device), "rows": []}
+            data["rows"].append(row)
+            write_results(json_path, data, markdown(data))
         print(json.dumps(result), flush=True)
     verdict = target_verdict(results)
     if verdict:

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-from common import synthetic_frames  # noqa: E402  (common puts the repository on the import path)
+from common import synthetic_frames
 
 RESULTS: dict[str, dict] = {}
 

@@ -27,14 +27,14 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from common import synthetic_frames  # noqa: E402  (common puts the repository on the import path)
+from common import synthetic_frames
 
-from snn_lib.config import ModelConfig, TrainConfig  # noqa: E402
-from snn_lib.device import precision_label, resolve_device  # noqa: E402
-from snn_lib.errors import SnnError  # noqa: E402
-from snn_lib.model import CSNN, make_loss, resolve_lif_impl  # noqa: E402
-from snn_lib.report import hardware  # noqa: E402
-from snn_lib.train import prepare_model, train_step  # noqa: E402
+from snn_lib.config import ModelConfig, TrainConfig
+from snn_lib.device import precision_label, resolve_device
+from snn_lib.errors import SnnError
+from snn_lib.model import CSNN, make_loss, resolve_lif_impl
+from snn_lib.report import hardware
+from snn_lib.train import prepare_model, train_step
 
 
 def busy_fraction(intervals: list[tuple[float, float]], wall_us: float) -> float:

@@ -26,7 +26,8 @@ The last line printed is a JSON object: ``reference_samples_per_s``, ``fast_samp
 ``ratio`` (for the headline setting, T=25 and batch 32, the defaults of ``snn-train``), the
 hardware, and every row of the table. On a GPU the lines before it judge issue 16's target (20x
 the loop at T=25, batch 32) and, from the step times at a larger batch, whether the steps are
-launch-bound.
+launch-bound. ``--save NAME.md`` writes the results file: NAME.json (the data: the rows, the checks
+against the reference, the peers, the machine and the load) and NAME.md, rendered from it.
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` during one step; on CPU the growth of the
 process's resident memory during one step (sampled every 2 ms after ``malloc_trim`` has handed
@@ -45,10 +46,8 @@ import argparse
 import contextlib
 import ctypes
 import dataclasses
-import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import threading
@@ -57,16 +56,16 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from common import synthetic_frames  # noqa: E402  (common puts the repository on the import path)
+from common import synthetic_frames
 
-from snn_lib.config import ModelConfig  # noqa: E402
-from snn_lib.data.loader import FrameLoader  # noqa: E402
-from snn_lib.device import (check_amp, configure_backends, grad_scaler, keep_freed_cpu_memory,  # noqa: E402
+from snn_lib.config import ModelConfig
+from snn_lib.data.loader import FrameLoader
+from snn_lib.device import (check_amp, configure_backends, grad_scaler, keep_freed_cpu_memory,
                             precision_label, resolve_device)
-from snn_lib.errors import SnnError  # noqa: E402
-from snn_lib.model import CSNN, make_loss  # noqa: E402
-from snn_lib.report import hardware  # noqa: E402
-from snn_lib.train import forward_backward, train_step  # noqa: E402
+from snn_lib.errors import SnnError
+from snn_lib.model import CSNN, make_loss
+from snn_lib.report import results_meta, write_results
+from snn_lib.train import forward_backward, train_step
 
 HEADLINE = (25, 32)                      # (T, batch): the defaults of snn-train
 
@@ -250,10 +249,48 @@ def measure(variants: list[Variant], T: int, batch: int, device: torch.device, s
 
 # ----------------------------------------------------------------------------- tables
 
-def row_text(T: int, batch: int, name: str, m: Measured, ref: Measured | None) -> str:
-    ratio = f"{m.samples_per_s / ref.samples_per_s:6.2f}x" if ref else "      -"
-    return (f"| {T:3d} | {batch:5d} | {name:30s} | {m.samples_per_s:9.1f} | {m.step_ms:8.1f} | {m.median_ms:9.1f} | "
-            f"{m.peak_mb:7.0f} | {100 * m.data_fraction:6.2f}% | {ratio} |")
+def row_text(row: dict) -> str:
+    """A row of the results table (a row of the data: see ``main``)."""
+    ratio = f"{row['ratio']:6.2f}x" if row["ratio"] is not None else "      -"
+    return (f"| {row['T']:3d} | {row['batch']:5d} | {row['implementation']:30s} | {row['samples_per_s']:9.1f} | "
+            f"{row['step_ms']:8.1f} | {row['median_step_ms']:9.1f} | {row['peak_mb']:7.0f} | "
+            f"{100 * row['data_fraction']:6.2f}% | {ratio} |")
+
+
+def check_text(check: dict) -> str:
+    """A note under a grid point: how far a variant's gradients and losses are from the reference's."""
+    return (f"|     |       | {check['implementation']}: gradients on the first batch differ from the reference's by "
+            f"{check['grad_diff']:.1e} (max over tensors, relative to the tensor's largest); "
+            f"losses over {check['loss_steps']} steps by {check['loss_diff']:.1e}"
+            + (" (another neuron: see the peers above)" if check["other_neuron"] else ""))
+
+
+def head_lines(data: dict) -> list[str]:
+    """The lines above the table: machine, load, allocator, software, command, the peers' settings."""
+    lines = [f"hardware: {data['hardware']}, load average {data['load_average']:.1f}",
+             "load average at start (1, 5, 15 min): " + " ".join(f"{x:.2f}" for x in data["load_average_start"]),
+             f"CPU allocator, both implementations: {data['allocator']}",
+             f"torch {data['software']['torch']}, python {data['software']['python']}, {data['date']}",
+             *([f"arithmetic: {data['arithmetic']}"] if "arithmetic" in data else []),
+             f"command: {data['command']}"]
+    if data.get("peers_intro"):
+        lines += ["", data["peers_intro"], *(f"* {line}" for line in data["peers"]), ""]
+    return lines + ["", HEADER]
+
+
+def markdown(data: dict) -> str:
+    """The results file for a person, from its data: the head, then per grid point its rows, the
+    checks against the reference and the fast path against the fastest peer, then the load at the end."""
+    lines = head_lines(data)
+    for point in dict.fromkeys((r["T"], r["batch"]) for r in data["rows"]):
+        lines += [row_text(r) for r in data["rows"] if (r["T"], r["batch"]) == point]
+        lines += [check_text(c) for c in data["checks"] if (c["T"], c["batch"]) == point]
+        lines += [f"|     |       | fast / fastest peer ({r['fastest_peer']}): {r['fast_to_fastest_peer']:.2f}x"
+                  for r in data.get("peer_rows", []) if (r["T"], r["batch"]) == point]
+    lines += data.get("verdict", [])
+    lines += ["", "load average at end (1, 5, 15 min): " + " ".join(f"{x:.2f}" for x in data["load_average_end"]),
+              *data.get("notes", [])]
+    return "\n".join(lines) + "\n"
 
 
 def variants(fast_lif: str) -> dict[str, Variant]:
@@ -325,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--malloc", default="train", choices=["train", "default"],
                    help="CPU allocator: 'train' keeps freed blocks as snn-train does "
                         "(snn_lib.device.keep_freed_cpu_memory), 'default' leaves glibc as it is")
-    p.add_argument("--save", help="also write the table (markdown, hardware and command named) to this file")
+    p.add_argument("--save", help="also write the results to this file: NAME.json (the data) and NAME.md")
     args = p.parse_args(argv)
     if args.peers and args.options:
         p.error("--peers compares the default fast path with the peers; run --options separately")
@@ -345,59 +382,49 @@ def main(argv: list[str] | None = None) -> int:
     if not gpu and args.malloc == "train":
         allocator = ("freed blocks kept for reuse, as in snn-train (keep_freed_cpu_memory)"
                      if keep_freed_cpu_memory() else "glibc defaults (keep_freed_cpu_memory not available)")
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    peer_variants, peer_lines, other_neuron = [], [], set()
+    command = f"python {' '.join([sys.argv[0]] + (argv if argv is not None else sys.argv[1:]))}"
+    data = {**results_meta(command, device), "device": str(device),
+            "load_average_start": [round(x, 2) for x in os.getloadavg()], "allocator": allocator,
+            "arithmetic": f"{precision_label(device)} unless a variant names its autocast"}
+    other_neuron = set()
+    peer_variants = []
     if args.peers:
         import peers
         peer_runs, skipped = peers.runs(device)
         peer_variants = [Variant(run.name, impl="peer", peer=run) for run in peer_runs]
         other_neuron = {run.name for run in peer_runs if run.peer.key != "snntorch-tutorial"}
         cfg = ModelConfig()                                         # the peers are built with its values
-        peer_lines = (["", "Peers (benchmarks/peers.py), each neuron set to match ours = snnTorch Leaky, "
-                       f"U[t] = beta*U[t-1] + I[t] - theta*S[t-1], beta={cfg.beta}, theta={cfg.threshold}, "
-                       f"{cfg.surrogate}(alpha={cfg.surrogate_slope}):"]
-                      + [f"* {run.name}: {run.peer.note}" for run in peer_runs]
-                      + [f"* skipped: {line}" for line in skipped] + [""])
-    lines = [f"hardware: {hardware(device)}", f"load average at start (1, 5, 15 min): {load}",
-             f"CPU allocator, both implementations: {allocator}", f"torch {torch.__version__}, python {platform.python_version()}, "
-             f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
-             f"arithmetic: {precision_label(device)} unless a variant names its autocast",
-             f"command: python {' '.join([sys.argv[0]] + (argv if argv is not None else sys.argv[1:]))}", *peer_lines,
-             "", HEADER]
-    for line in lines:
-        print(line, flush=True)
-    rows, peer_rows = [], []
+        data["peers_intro"] = ("Peers (benchmarks/peers.py), each neuron set to match ours = snnTorch Leaky, "
+                               f"U[t] = beta*U[t-1] + I[t] - theta*S[t-1], beta={cfg.beta}, theta={cfg.threshold}, "
+                               f"{cfg.surrogate}(alpha={cfg.surrogate_slope}):")
+        data["peers"] = [f"{run.name}: {run.peer.note}" for run in peer_runs] + [f"skipped: {line}" for line in skipped]
+    print("\n".join(head_lines(data)), flush=True)
+    rows, checks, peer_rows = [], [], []
 
     def report(T: int, batch: int, results: dict[str, Measured], ref_name: str) -> None:
         ref = results.get(ref_name)
         for name, m in results.items():
-            line = row_text(T, batch, name, m, ref if name != ref_name else None)
-            lines.append(line)
-            print(line, flush=True)
             rows.append({"T": T, "batch": batch, "implementation": name, "samples_per_s": round(m.samples_per_s, 2),
                          "step_ms": round(m.step_ms, 2), "median_step_ms": round(m.median_ms, 2), "peak_mb": round(m.peak_mb, 1),
                          "data_fraction": round(m.data_fraction, 5),
                          "ratio": round(m.samples_per_s / ref.samples_per_s, 3) if name != ref_name else None})
+            print(row_text(rows[-1]), flush=True)
         if ref is not None:     # same math: every variant trained on the same batches, same steps
             for name, m in results.items():
                 if name == ref_name:
                     continue
-                loss = max(abs(a - b) for a, b in zip(ref.losses, m.losses))
-                grad = max(((m.grads[k] - ref.grads[k]).abs().max() / ref.grads[k].abs().max().clamp(min=1e-30)).item()
-                           for k in ref.grads)
-                note = (f"|     |       | {name}: gradients on the first batch differ from the reference's by "
-                        f"{grad:.1e} (max over tensors, relative to the tensor's largest); "
-                        f"losses over {len(ref.losses)} steps by {loss:.1e}"
-                        + (" (another neuron: see the peers above)" if name in other_neuron else ""))
-                lines.append(note)
-                print(note, flush=True)
+                checks.append({"T": T, "batch": batch, "implementation": name,
+                               "grad_diff": max(((m.grads[k] - ref.grads[k]).abs().max()
+                                                 / ref.grads[k].abs().max().clamp(min=1e-30)).item() for k in ref.grads),
+                               "loss_steps": len(ref.losses),
+                               "loss_diff": max(abs(a - b) for a, b in zip(ref.losses, m.losses)),
+                               "other_neuron": name in other_neuron})
+                print(check_text(checks[-1]), flush=True)
         if peer_variants:                                           # the target: fast ahead of the fastest peer
             best = max((v.name for v in peer_variants), key=lambda n: results[n].samples_per_s)
-            ratio = results[fast.name].samples_per_s / results[best].samples_per_s
-            note = f"|     |       | fast / fastest peer ({best}): {ratio:.2f}x"
-            lines.append(note)
-            print(note, flush=True)
-            peer_rows.append({"T": T, "batch": batch, "fastest_peer": best, "fast_to_fastest_peer": round(ratio, 3)})
+            peer_rows.append({"T": T, "batch": batch, "fastest_peer": best,
+                              "fast_to_fastest_peer": round(results[fast.name].samples_per_s
+                                                            / results[best].samples_per_s, 3)})
 
     if not args.options:
         for T in Ts:
@@ -416,23 +443,21 @@ def main(argv: list[str] | None = None) -> int:
     ref_row = next(r for r in headline if r["implementation"] == reference.name)
     fast_row = next((r for r in headline if r["implementation"] == fast.name),
                     next(r for r in headline if r["implementation"] != reference.name))
-    if gpu:
-        for line in target_verdict(rows, reference.name):
-            lines.append(line)
-            print(line, flush=True)
-    lines += ["", "load average at end (1, 5, 15 min): " + " ".join(f"{x:.2f}" for x in os.getloadavg())]
-    if not gpu:
-        lines += ["GPU figures: unmeasured on this machine (no GPU)."]
-    print("\n".join(lines[-3:]))
+    data.update(rows=rows, checks=checks, **({"peer_rows": peer_rows} if args.peers else {}),
+                verdict=target_verdict(rows, reference.name) if gpu else [],
+                load_average_end=[round(x, 2) for x in os.getloadavg()],
+                notes=[] if gpu else ["GPU figures: unmeasured on this machine (no GPU)."],
+                headline={"reference_samples_per_s": ref_row["samples_per_s"],
+                          "fast_samples_per_s": fast_row["samples_per_s"],
+                          "ratio": round(fast_row["samples_per_s"] / ref_row["samples_per_s"], 3),
+                          "T": ref_row["T"], "batch": ref_row["batch"]})
+    text = markdown(data)
+    print(text[text.index(HEADER) + len(HEADER) + 1:], end="")
     if args.save:
-        os.makedirs(os.path.dirname(args.save) or ".", exist_ok=True)
-        with open(args.save, "w") as f:
-            f.write("\n".join(lines) + "\n")
-    print(json.dumps({"reference_samples_per_s": ref_row["samples_per_s"], "fast_samples_per_s": fast_row["samples_per_s"],
-                      "ratio": round(fast_row["samples_per_s"] / ref_row["samples_per_s"], 3),
-                      "T": ref_row["T"], "batch": ref_row["batch"], "device": str(device),
-                      "hardware": hardware(device), "torch": torch.__version__, "rows": rows,
-                      **({"peers": peer_rows} if args.peers else {})}))
+        json_path, md_path = write_results(args.save, data, text)
+        print(f"wrote {json_path} and {md_path}")
+    print(json.dumps({**data["headline"], "device": str(device), "hardware": data["hardware"],
+                      "torch": torch.__version__, "rows": rows, **({"peers": peer_rows} if args.peers else {})}))
     return 0
 
 

@@ -10,6 +10,8 @@ rewrote into the nodes and conventions it reads::
 
     python scripts/nir_agreement.py --checkpoint exp/real1k_sum_zero/real1k_seed0/checkpoints/last.pt \\
         --root ../shared/data/nmnist-real-1k --out benchmarks/results/nir_agreement.md
+
+The results go to ``--out`` as NAME.json (the data: one row per simulator and graph) and NAME.md.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import argparse
 import importlib.metadata
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -27,8 +28,7 @@ from snn_lib.checkpoint import model_from_checkpoint
 from snn_lib.data import load_split
 from snn_lib.export import DEFAULT_DT, SIMULATORS, adapt, agreement, nir_graph, read_nir, simulate, write_nir
 from snn_lib.model import predict
-from snn_lib.report import hardware
-from snn_lib.rundir import atomic_write
+from snn_lib.report import results_meta, write_results
 
 
 def version(package: str) -> str:
@@ -68,56 +68,73 @@ def main() -> None:
     rows = []
     for simulator in SIMULATORS:
         if version({"norse": "norse", "snntorch": "snntorch"}[simulator]) == "not installed":
-            rows.append((simulator, "-", None, "not installed", 0.0))
+            rows.append({"simulator": simulator, "graph": "-", "changes": "not installed"})
             continue
         for adapted in (False, True):
+            row = {"simulator": simulator, "graph": "adapted" if adapted else "as written"}
             changes = "; ".join(adapt(graph, simulator, args.dt)[1]) if adapted else "the file as written"
             start = time.perf_counter()
             try:
                 theirs = simulate(graph, simulator, frames, args.dt, adapt_graph=adapted, batch_size=args.batch_size)
             except Exception as err:  # noqa: BLE001 - a simulator that cannot read the graph is a result
-                rows.append((simulator, "adapted" if adapted else "as written", None,
-                             f"cannot read it: {type(err).__name__}: {str(err).splitlines()[0][:120]}", 0.0))
+                rows.append({**row, "changes": f"cannot read it: {type(err).__name__}: {str(err).splitlines()[0][:120]}"})
                 continue
-            rows.append((simulator, "adapted" if adapted else "as written", (agreement(ours, theirs), accuracy(theirs)),
-                         changes or "nothing to change", time.perf_counter() - start))
+            a = agreement(ours, theirs)
+            rows.append({**row, "same_prediction": a["same_prediction"], "same_counts": a["same_counts"],
+                         "same_trains": a["same_spike_trains"], "mean_abs_count_diff": a["mean_abs_count_difference"],
+                         "max_abs_count_diff": a["max_abs_count_difference"], "test_acc": accuracy(theirs) / 100,
+                         "seconds": time.perf_counter() - start, "changes": changes or "nothing to change"})
 
-    command = "python " + " ".join(sys.argv)
     m = cfg.model
+    data = {**results_meta("python " + " ".join(sys.argv)),
+            "versions": {package: version(package) for package in ("nir", "nirtorch", "norse", "snntorch")},
+            "recordings": len(labels), "held_out": int(held_out.sum()), "root": args.root,
+            "checkpoint": args.checkpoint, "nir_file": str(nir_path), "dt": args.dt,
+            "model": {"pool": m.pool, "reset": m.reset, "beta": m.beta, "threshold": m.threshold,
+                      "channels": list(m.channels), "T": cfg.data.n_time_bins},
+            "test_acc": accuracy(ours) / 100, "rows": rows}
+    text = markdown(data)
+    write_results(args.out, data, text)
+    print(text)
+
+
+def markdown(data: dict) -> str:
+    """The results file for a person, from its data (``notes``: paragraphs added after the run, if any)."""
+    m, v = data["model"], data["versions"]
     lines = [
-        f"# The CSNN exported to NIR and run in other simulators, on {len(labels):,} real N-MNIST recordings",
+        f"# The CSNN exported to NIR and run in other simulators, on {data['recordings']:,} real N-MNIST recordings",
         "",
-        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {hardware('cpu')}, torch {torch.__version__}, "
-        f"nir {version('nir')}, nirtorch {version('nirtorch')}, norse {version('norse')}, "
-        f"snntorch {version('snntorch')}, by:",
+        f"Measured {data['date']} on {data['hardware']}, load average {data['load_average']:.1f}, torch "
+        f"{data['software']['torch']}, nir {v['nir']}, nirtorch {v['nirtorch']}, norse {v['norse']}, "
+        f"snntorch {v['snntorch']}, by:",
         "",
-        f"    {command}",
+        f"    {data['command']}",
         "",
-        f"Network: `{args.checkpoint}` (model.pool={m.pool}, model.reset={m.reset}, beta {m.beta}, "
-        f"threshold {m.threshold}, channels {list(m.channels)}, T={cfg.data.n_time_bins}), exported with "
-        f"dt = {args.dt:g} s to `{nir_path}`. Ours: snn_lib's fast forward. Recordings: all of `{args.root}` "
-        f"({int(held_out.sum())} of them held out in training, `data.test_from_train=0.1`).",
+        f"Network: `{data['checkpoint']}` (model.pool={m['pool']}, model.reset={m['reset']}, beta {m['beta']}, "
+        f"threshold {m['threshold']}, channels {m['channels']}, T={m['T']}), exported with "
+        f"dt = {data['dt']:g} s to `{data['nir_file']}`. Ours: snn_lib's fast forward. Recordings: all of "
+        f"`{data['root']}` ({data['held_out']} of them held out in training, `data.test_from_train=0.1`).",
         "",
-        f"Our test accuracy on the held-out recordings: {accuracy(ours):.1f}%.",
+        f"Our test accuracy on the held-out recordings: {100 * data['test_acc']:.1f}%.",
         "",
+        *(line for note in data.get("notes", []) for line in (note, "")),
         "| simulator | graph | same prediction | same spike counts | same spike trains | mean abs count diff "
         "| max abs count diff | test accuracy | s |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for simulator, how, result, note, seconds in rows:
-        if result is None:
-            lines.append(f"| {simulator} | {how} | - | - | - | - | - | - | - |")
+    for r in data["rows"]:
+        if "same_prediction" not in r:
+            lines.append(f"| {r['simulator']} | {r['graph']} | - | - | - | - | - | - | - |")
         else:
-            a, acc = result
-            lines.append(f"| {simulator} | {how} | {100 * a['same_prediction']:.1f}% | {100 * a['same_counts']:.1f}% | "
-                         f"{100 * a['same_spike_trains']:.1f}% | {a['mean_abs_count_difference']:.4f} | "
-                         f"{a['max_abs_count_difference']:.0f} | {acc:.1f}% | {seconds:.0f} |")
-        lines.append(f"| | | {note} | | | | | | |")
+            lines.append(f"| {r['simulator']} | {r['graph']} | {100 * r['same_prediction']:.1f}% | "
+                         f"{100 * r['same_counts']:.1f}% | {100 * r['same_trains']:.1f}% | "
+                         f"{r['mean_abs_count_diff']:.4f} | {r['max_abs_count_diff']:.0f} | {100 * r['test_acc']:.1f}% | "
+                         f"{r['seconds']:.0f} |")
+        lines.append(f"| | | {r['changes']} | | | | | | |")
     lines += ["", "Counts are output spikes per recording and class, summed over the time steps. 'As written': "
               "the simulator's own NIR importer on the file; 'adapted': on the equivalent graph "
               "`snn_lib.export.adapt` writes for it (what it changed is listed)."]
-    atomic_write(args.out, "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

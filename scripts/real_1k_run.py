@@ -15,8 +15,9 @@ by nothing).
 Into ``OUT`` (default ``benchmarks/results/real_1k_run``) go ``train_loss.png``, ``accuracy.png``
 (train and held-out accuracy per epoch), ``metrics.csv``, ``confusion.png``, ``eval.json``, two or
 three output spike-count GIFs (``spike_counts_*.gif``: digits of different classes, one
-misclassified if any) and ``README.md`` with the command, hardware, torch version, split, checkpoint
-and the numbers. Usage::
+misclassified if any), and ``README.json`` (the data: command, hardware, date, split, settings,
+checkpoint, the numbers, ``rows`` the epochs of metrics.csv) with ``README.md`` rendered from it.
+Usage::
 
     python scripts/real_1k_run.py --root /work/shared/data/nmnist-real-1k
 """
@@ -24,11 +25,10 @@ and the numbers. Usage::
 from __future__ import annotations
 
 import argparse
-import csv
-import json
+import shlex
 import shutil
 import subprocess
-from datetime import datetime, timezone
+import sys
 from pathlib import Path
 
 import torch
@@ -36,36 +36,15 @@ import torch
 from snn_lib.checkpoint import model_from_checkpoint
 from snn_lib.config import DataConfig
 from snn_lib.data.dataset import dataset_root, load_split, split_recordings
-from snn_lib.plotting import animate_spike_counts, new_figure, plot_confusion, plot_frames, plot_train_loss, save_gif
-from snn_lib.report import hardware
 from snn_lib.device import resolve_device
-
-
-def _cpu_model() -> str:
-    """``lscpu``'s model name, or "" where there is no lscpu."""
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return ""
-    return next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Model name")), "")
+from snn_lib.plotting import animate_spike_counts, plot_confusion, plot_frames, plot_test_acc, plot_train_loss, save_gif
+from snn_lib.report import load_results, results_meta, write_results
+from snn_lib.rundir import read_metrics_csv
 
 
 def _run(command: list[str]) -> None:
     print("$ " + " ".join(command), flush=True)
     subprocess.run(command, check=True)
-
-
-def _accuracy_figure(history: list[dict]):
-    """Train and held-out accuracy per epoch, in percent."""
-    fig = new_figure(5, 3.2)
-    ax = fig.subplots()
-    epochs = [r["epoch"] for r in history]
-    ax.plot(epochs, [100 * r["train_acc"] for r in history], marker="o", label="train (900)")
-    ax.plot(epochs, [100 * r["test_acc"] for r in history], marker="o", label="held-out (100)")
-    ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy on real N-MNIST")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return fig
 
 
 def _chosen_digits(predicted: torch.Tensor, labels: torch.Tensor, count: int) -> list[int]:
@@ -104,14 +83,11 @@ def main() -> None:
         _run(train_cmd)
     _run(eval_cmd)
 
-    with open(run_dir / "metrics.csv") as f:
-        history = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
-    for row in history:
-        row["epoch"] = int(row["epoch"])
+    history = read_metrics_csv(run_dir / "metrics.csv")
     shutil.copy(run_dir / "metrics.csv", out / "metrics.csv")
     plot_train_loss(history).savefig(out / "train_loss.png", dpi=100)
-    _accuracy_figure(history).savefig(out / "accuracy.png", dpi=100)
-    result = json.loads((out / "eval.json").read_text())
+    plot_test_acc(history, train=True).savefig(out / "accuracy.png", dpi=100)
+    result = load_results(out / "eval.json")
     plot_confusion(result["confusion_matrix"], normalize=False).savefig(out / "confusion.png", dpi=100)
 
     # The output spike counts of a few held-out recordings, through the evaluated checkpoint.
@@ -130,74 +106,93 @@ def main() -> None:
         save_gif(animate_spike_counts(spk[:, i], target), out / name, fps=5)
         gifs.append((name, f"Train/{recordings[i].path.parent.name}/{recordings[i].path.name}", target, guess))
         if guess != target:                       # the misclassified recording, at its busiest steps
-            busiest = sorted(frames[i].sum((1, 2, 3)).topk(5).indices.tolist())
+            busiest = sorted(frames[i].sum((1, 2, 3)).topk(min(5, len(frames[i]))).indices.tolist())
             plot_frames(frames[i], steps=busiest,
                         title=f"{gifs[-1][1]}: true {target}, predicted {guess}").savefig(
                 out / "misclassified_frames.png", dpi=100)
 
-    last = history[-1]
-    best = max(history, key=lambda r: r["test_acc"])
     cm = result["confusion_matrix"]
     errors = sorted(((cm[t][p], t, p) for t in range(10) for p in range(10) if t != p and cm[t][p]), reverse=True)
-    data = DataConfig(root=args.root)
     log_lines = (run_dir / "train.log").read_text().splitlines()
-    trained = f"{log_lines[0][:16]} to {log_lines[-1][11:16]}" if log_lines else "?"
+    command = "python scripts/real_1k_run.py " + shlex.join(sys.argv[1:])
+    data = {**results_meta(command, resolve_device("auto")),
+            "trained": f"{log_lines[0][:16]} to {log_lines[-1][11:16]} UTC" if log_lines else None,
+            "figures_only": args.figures_only, "commands": [shlex.join(train_cmd), shlex.join(eval_cmd)],
+            "data_root": DataConfig(root=args.root).root, "train_recordings": len(
+                split_recordings(cfg.data, dataset_root(cfg.data))["train"]), "test_recordings": result["samples"],
+            "settings": {"T": cfg.data.n_time_bins, "channels": list(cfg.model.channels), "beta": cfg.model.beta,
+                         "reset": cfg.model.reset, "pool": cfg.model.pool, "loss": cfg.train.loss, "lr": cfg.train.lr,
+                         "batch_size": cfg.train.batch_size, "num_epochs": cfg.train.num_epochs, "seed": cfg.seed},
+            "checkpoint": "last.pt", "test_acc": result["accuracy"], "test_loss": result["loss"],
+            "errors": [{"true": t, "predicted": p, "count": n} for n, t, p in errors],
+            "misclassified_frames": (out / "misclassified_frames.png").exists(),
+            "gifs": [{"file": name, "recording": rec, "true": target, "predicted": guess}
+                     for name, rec, target, guess in gifs],
+            "rows": history}
+    text = markdown(data)
+    write_results(out / "README", data, text)
+    print(text)
+
+
+def markdown(data: dict) -> str:
+    """The run's README.md, from its README.json."""
+    history, s = data["rows"], data["settings"]
+    last, best = history[-1], max(data["rows"], key=lambda r: r["test_acc"])
+    seconds = [r["epoch_seconds"] for r in history]
+    n = data["test_recordings"]
     lines = [
         "# The CSNN trained on 1,000 real N-MNIST recordings (one full-mode run)",
         "",
-        f"Trained {trained} UTC (train.log); this file written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `python scripts/real_1k_run.py --root {args.root}`"
-        + (" (this file and the figures drawn again from the same finished run with `--figures-only`)"
-           if args.figures_only else "") + ", which runs:",
+        f"Trained {data['trained']} (train.log); this file written {data['date']} by `{data['command']}`"
+        + (" (this file and the figures drawn again from the same finished run)"
+           if data["figures_only"] else "") + ", which runs:",
         "",
-        "    " + " ".join(train_cmd),
-        "    " + " ".join(eval_cmd),
+        *("    " + command for command in data["commands"]),
         "",
-        f"Hardware: {hardware(resolve_device('auto'))} (when this file was written; lscpu: "
-        f"{_cpu_model() or 'not available'}), no GPU used; "
-        f"torch {torch.__version__}. An epoch took "
-        f"{min(r['epoch_seconds'] for r in history):.0f}-{max(r['epoch_seconds'] for r in history):.0f} s "
-        f"({sum(r['epoch_seconds'] for r in history) / 60:.1f} min for the 15), on cores shared with other work.",
+        *([data["command_note"], ""] if data.get("command_note") else []),
+        f"Hardware: {data['hardware']}, load average {data['load_average']:.1f} (when this file was written), "
+        f"{'no GPU used' if 'CUDA' not in data['hardware'] else 'on the GPU'}; torch {data['software']['torch']}. "
+        f"An epoch took {min(seconds):.0f}-{max(seconds):.0f} s ({sum(seconds) / 60:.1f} min for the "
+        f"{len(history)}), on cores shared with other work.",
         "",
-        f"Data: {data.root} (1,000 recordings of N-MNIST's training set, `Train/<label>/<id>.bin`). "
-        f"`data.test_from_train=0.1` holds out a fixed tenth of each class: "
-        f"{len(split_recordings(cfg.data, dataset_root(cfg.data))['train'])} recordings train, "
-        f"{result['samples']} are the held-out test split.",
+        f"Data: {data['data_root']} (1,000 recordings of N-MNIST's training set, `Train/<label>/<id>.bin`). "
+        f"`data.test_from_train=0.1` holds out a fixed tenth of each class: {data['train_recordings']} recordings "
+        f"train, {n} are the held-out test split.",
         "",
-        f"Settings: the project's defaults: T={cfg.data.n_time_bins} time bins, channels {tuple(cfg.model.channels)}, "
-        f"beta {cfg.model.beta}, reset {cfg.model.reset}, pool {cfg.model.pool}, loss {cfg.train.loss}, "
-        f"Adam lr {cfg.train.lr}, batch {cfg.train.batch_size}, {cfg.train.num_epochs} epochs, seed {cfg.seed}, "
-        f"float32.",
+        f"Settings: the project's defaults: T={s['T']} time bins, channels {tuple(s['channels'])}, beta {s['beta']}, "
+        f"reset {s['reset']}, pool {s['pool']}, loss {s['loss']}, Adam lr {s['lr']}, batch {s['batch_size']}, "
+        f"{s['num_epochs']} epochs, seed {s['seed']}, float32.",
         "",
         "## Result",
         "",
         f"Checkpoint evaluated: `last.pt`, the weights after epoch {last['epoch']}, chosen by nothing. "
-        f"(`best.pt` is chosen by accuracy on the same 100 held-out recordings, so it is not reported.)",
+        f"(`best.pt` is chosen by accuracy on the same {n} held-out recordings, so it is not reported.)",
         "",
-        f"- held-out test accuracy of `last.pt`: **{100 * result['accuracy']:.1f}%** "
-        f"({round(result['accuracy'] * result['samples'])} of {result['samples']} recordings; "
-        f"one recording is one percentage point); loss {result['loss']:.3f}",
+        f"- held-out test accuracy of `last.pt`: **{100 * data['test_acc']:.1f}%** "
+        f"({round(data['test_acc'] * n)} of {n} recordings; one recording is one percentage point); "
+        f"loss {data['test_loss']:.3f}",
         f"- train accuracy in epoch {last['epoch']}: {100 * last['train_acc']:.1f}% "
         f"(measured during the epoch, as the weights changed)",
         f"- for reference only, the held-out accuracy ranged over "
         f"{100 * min(r['test_acc'] for r in history):.0f}-{100 * max(r['test_acc'] for r in history):.0f}% "
-        f"across the 15 epochs (highest {100 * best['test_acc']:.0f}% in epoch {best['epoch']})",
+        f"across the {len(history)} epochs (highest {100 * best['test_acc']:.0f}% in epoch {best['epoch']})",
         "- errors (true -> predicted: count): "
-        + (", ".join(f"{t} -> {p}: {n}" for n, t, p in errors) if errors else "none"),
+        + (", ".join(f"{e['true']} -> {e['predicted']}: {e['count']}" for e in data["errors"]) or "none"),
         "",
         "## Files",
         "",
+        "- `README.json`: this file's numbers as data (`rows`: the epochs of metrics.csv)",
         "- `train_loss.png`, `accuracy.png`, `metrics.csv`: the curves of the run, one point per epoch",
-        "- `confusion.png`: the confusion matrix of `last.pt` on the 100 held-out recordings (counts)",
+        f"- `confusion.png`: the confusion matrix of `last.pt` on the {n} held-out recordings (counts)",
         "- `eval.json`: what `snn-eval` wrote (accuracy, per-class accuracy, confusion matrix, spike cost)",
     ]
-    if (out / "misclassified_frames.png").exists():
+    if data["misclassified_frames"]:
         lines.append("- `misclassified_frames.png`: five frames (the busiest time steps) of the misclassified "
                      "recording below")
-    for name, rec, target, guess in gifs:
-        lines.append(f"- `{name}`: output spike counts over the {cfg.data.n_time_bins} time steps of the held-out "
-                     f"recording `{rec}` (true {target}, predicted {guess})")
-    (out / "README.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    for g in data["gifs"]:
+        lines.append(f"- `{g['file']}`: output spike counts over the {s['T']} time steps of the held-out "
+                     f"recording `{g['recording']}` (true {g['true']}, predicted {g['predicted']})")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

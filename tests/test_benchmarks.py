@@ -202,3 +202,47 @@ def test_train_speed_reports_a_failing_variant_and_measures_the_others(capsys, m
     assert "| broken: failed (ConfigError: train.amp='fp8'" in out
     rows = last_json(out)["rows"]
     assert [r["implementation"] for r in rows] == ["reference (snnTorch per step)", "fast (auto LIF)"]
+
+
+def _module(path: Path):
+    """A script of benchmarks/ or scripts/, imported by its path."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f"_{path.parent.name}_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+RESULTS = BENCHMARKS / "results"
+SCRIPTS = BENCHMARKS.parent / "scripts"
+RENDERED = [(BENCHMARKS / "train_speed.py", name) for name in
+            ("cpu-1thread-xeon-amx", "cpu-2core-epyc-peers", "cpu-2core-xeon-amx-T50-b32",
+             "cpu-2core-xeon-amx-default-malloc", "cpu-2core-xeon-amx-options", "cpu-2core-xeon-amx")] + [
+    (BENCHMARKS / "augment_epoch.py", "augment_epoch"), (BENCHMARKS / "sim_build.py", "sim_build"),
+    (SCRIPTS / "cost_sweep.py", "cost_sweep"), (SCRIPTS / "nir_agreement.py", "nir_agreement"),
+    (SCRIPTS / "small_real_ablation.py", "small_real_ablation"), (SCRIPTS / "sim_to_real.py", "sim_to_real"),
+    (SCRIPTS / "sim_fidelity.py", "sim_vs_real"), (SCRIPTS / "real_1k_run.py", "real_1k_run/README")]
+
+
+@pytest.mark.parametrize("script, name", RENDERED, ids=[name for _, name in RENDERED])
+def test_a_committed_results_file_is_its_data_rendered(script, name):
+    """The script's Markdown, rendered from the committed NAME.json, is the committed NAME.md: the
+    data holds every number the file shows (it was converted from it), and the script writes both."""
+    from snn_lib.report import load_results
+    assert _module(script).markdown(load_results(name, RESULTS)) == (RESULTS / f"{name}.md").read_text()
+
+
+def test_the_ablation_results_are_its_committed_curves_summarized(tmp_path):
+    """small_real_ablation's data (val-chosen and last-epoch accuracy over seeds, chosen epochs,
+    minutes) is computed from the committed curves alone, so that --tables-only rewrites it the same."""
+    import argparse
+
+    from snn_lib.report import load_results
+    ablation = _module(SCRIPTS / "small_real_ablation.py")
+    runs = ablation.read_curves(RESULTS / "small_real_ablation_curves.csv")
+    args = argparse.Namespace(epochs=10, out=str(tmp_path / "ablation.md"), curves=str(tmp_path / "curves.csv"))
+    assert ablation.results_data(runs, args, "cmd")["rows"] == load_results("small_real_ablation", RESULTS)["rows"]
+    ablation.write_all(runs, args, "cmd")                       # the results file and the curves, written again
+    assert load_results(tmp_path / "ablation.json")["rows"] == load_results("small_real_ablation", RESULTS)["rows"]
+    assert ablation.read_curves(tmp_path / "curves.csv") == runs

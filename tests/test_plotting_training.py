@@ -63,6 +63,14 @@ def test_plot_train_loss_and_test_acc_draw_the_history():
     assert line.get_ydata().tolist() == [50.0, 75.0]                          # in percent
 
 
+def test_plot_test_acc_draws_the_training_accuracy_beside_the_test_one():
+    history = [{"epoch": 1, "train_acc": 0.25, "test_acc": 0.5}, {"epoch": 2, "train_acc": 0.9, "test_acc": 0.75}]
+    ax = plotting.plot_test_acc(history, train=True).axes[0]
+    assert [line.get_label() for line in ax.get_lines()] == ["test", "train"]
+    assert ax.get_lines()[1].get_ydata().tolist() == [25.0, 90.0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["test", "train"]
+
+
 def test_plot_confusion_normalises_each_true_class():
     confusion = torch.tensor([[3, 1], [0, 4]])
     fig = plotting.plot_confusion(confusion)

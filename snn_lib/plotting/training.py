@@ -31,19 +31,24 @@ def plot_train_loss(history: Sequence[dict]) -> Figure:
     return plot_metric(history, "train_loss", "loss", "training loss")
 
 
-def plot_test_acc(history: Sequence[dict]) -> Figure:
+def plot_test_acc(history: Sequence[dict], train: bool = False) -> Figure:
     """Test accuracy per epoch in percent (``test_acc.png`` of a run), with the validation
-    accuracy and the epoch it chose (the first best) where the run has a validation split."""
+    accuracy and the epoch it chose (the first best) where the run has a validation split, and
+    with ``train`` the training accuracy of each epoch too (measured while the weights changed)."""
     fig = plot_metric([{**r, "test_acc": 100 * r["test_acc"]} for r in history], "test_acc",
                       "accuracy (%)", "test accuracy")
+    ax = fig.axes[0]
     val = [r for r in history if r.get("val_acc", float("nan")) == r.get("val_acc")]   # not NaN, present
+    if train:
+        ax.plot([r["epoch"] for r in history], [100 * r["train_acc"] for r in history], marker="^", label="train")
+        ax.set_title("training and test accuracy")
     if val:
-        ax = fig.axes[0]
-        ax.lines[0].set_label("test")
         ax.plot([r["epoch"] for r in val], [100 * r["val_acc"] for r in val], marker="s", label="validation")
         chosen = max(val, key=lambda r: r["val_acc"])
         ax.axvline(chosen["epoch"], color="gray", linestyle=":", label=f"chosen on validation (epoch {chosen['epoch']})")
         ax.set_title("validation and test accuracy")
+    if train or val:
+        ax.lines[0].set_label("test")
         ax.legend(fontsize=7)
     return fig
 
