@@ -76,6 +76,8 @@ def test_animate_spike_frames_shows_running_counts():
     assert now.get_array()[0, 0] == 0
     assert "step 5/6" in anim._fig.axes[0].get_title()
     assert "<script" in plotting.animation_html(anim)          # plays in HTML without ffmpeg
+    wide = plotting.animate_spike_frames(torch.zeros(3, 4, 8))      # two codes side by side
+    assert (anim._fig.get_figwidth(), wide._fig.get_figwidth()) == (5.0, 7.5)
 
 
 def test_plot_lif_trace_draws_each_neuron_and_its_spikes():

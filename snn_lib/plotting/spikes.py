@@ -95,7 +95,8 @@ def animate_spike_frames(spikes: torch.Tensor | np.ndarray, interval_ms: int = 1
     s = _np(spikes).astype(float)
     counts = np.cumsum(s, axis=0)
     steps = len(s)
-    fig = new_figure(5, 2.8)
+    aspect = s.shape[2] / s.shape[1]              # a wide image (two codes side by side) gets a wider figure
+    fig = new_figure(min(8.5, 2.5 + 2.5 * aspect), 2.8)
     ax_now, ax_sum = fig.subplots(1, 2)
     im_now = ax_now.imshow(s[0], cmap="gray_r", vmin=-1 if s.min() < 0 else 0, vmax=1)
     im_sum = ax_sum.imshow(counts[0], cmap="gray_r", vmin=min(0.0, counts.min()), vmax=max(1.0, counts.max()))
