@@ -180,7 +180,7 @@ def markdown(data: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--T", type=int, nargs="+", default=[100, 300, 1000])
     p.add_argument("--batch", type=int, default=32)
@@ -194,11 +194,12 @@ def main() -> None:
     p.add_argument("--save", default="", help="results stem, e.g. benchmarks/results/recurrent_speed")
     p.add_argument("--child", choices=IMPLS, help=argparse.SUPPRESS)
     p.add_argument("--child-T", type=int, help=argparse.SUPPRESS)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.child:
-        return child(args)
+        child(args)
+        return 0
     torch.set_num_threads(args.threads)
-    command = "python benchmarks/recurrent_speed.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/recurrent_speed.py " + " ".join(sys.argv[1:] if argv is None else argv)
     data = results_meta(command.strip())
     data.update(hidden=args.hidden, n_in=args.n_in, batch=args.batch, threads=args.threads, rounds=args.rounds,
                 rows=[row for T in args.T for row in measure(args, T)])
@@ -209,7 +210,8 @@ def main() -> None:
     print(text)
     print(json.dumps({r["T"]: {k: r[k] for k in ("speed_ratio", "memory_ratio")} for r in data["rows"]
                       if r["impl"] == "fast"}))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

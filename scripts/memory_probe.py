@@ -40,6 +40,10 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW's decoupled weight decay")
+    p.add_argument("--cosine", action="store_true", help="cosine learning-rate schedule over the epochs")
+    p.add_argument("--shift", type=int, default=0, help="seq_mnist: shift each training digit by up to this many "
+                   "pixels (random per sample and epoch)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--minutes", type=float, default=0, help="stop after this many minutes (0: no limit)")
@@ -59,7 +63,8 @@ def main() -> None:
     cfg = dataclasses.replace(RSNNConfig(), **overrides)
     x_train, y_train = data["train"]
     model = RSNN(cfg, tuple(x_train.shape[1:]), num_classes=int(y_train.max()) + 1)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs) if args.cosine else None
     print(json.dumps({"args": vars(args), "config": dataclasses.asdict(cfg), "shape": list(x_train.shape)}), flush=True)
     start = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
@@ -68,13 +73,19 @@ def main() -> None:
         model.train()
         for i in range(0, len(order), args.batch):
             idx = order[i:i + args.batch]
-            out, _, spk = model.run(x_train[idx].transpose(0, 1))           # [1, b, C], [T, b, H]
+            xb = x_train[idx]
+            if args.shift:                                                  # [b, 28, 28] digits
+                dy, dx = torch.randint(-args.shift, args.shift + 1, (2,)).tolist()
+                xb = torch.roll(xb, (dy, dx), dims=(1, 2))
+            out, _, spk = model.run(xb.transpose(0, 1))                     # [1, b, C], [T, b, H]
             loss = F.cross_entropy(out.sum(0), y_train[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
             rate += spk.mean().item() * len(idx)
+        if schedule:
+            schedule.step()
         model.eval()
         row = {"epoch": epoch, "train_loss": round(total / len(order), 4), "spike_rate": round(rate / len(order), 4),
                "val_acc": accuracy(model, *data["val"]), "test_acc": accuracy(model, *data["test"]),

@@ -246,3 +246,17 @@ def test_the_ablation_results_are_its_committed_curves_summarized(tmp_path):
     ablation.write_all(runs, args, "cmd")                       # the results file and the curves, written again
     assert load_results(tmp_path / "ablation.json")["rows"] == load_results("small_real_ablation", RESULTS)["rows"]
     assert ablation.read_curves(tmp_path / "curves.csv") == runs
+
+
+def test_recurrent_speed_tiny(capsys, tmp_path):
+    import recurrent_speed
+    assert recurrent_speed.main(["--T", "40", "--batch", "2", "--hidden", "8", "--n-in", "6", "--rounds", "1",
+                                 "--save", str(tmp_path / "rec")]) == 0
+    ratios = last_json(capsys.readouterr().out)
+    data = json.loads((tmp_path / "rec.json").read_text())
+    assert {"command", "hardware", "load_average", "date", "software"} <= set(data)
+    assert [(r["T"], r["impl"]) for r in data["rows"]] == [(40, "snntorch"), (40, "fast")]
+    fast = data["rows"][-1]
+    assert ratios["40"]["speed_ratio"] == fast["speed_ratio"] and all(r["peak_mb"] >= 0 for r in data["rows"])
+    assert fast["loss_diff"] < 1e-5                  # the same network from the same weights
+    assert "| fast" in (tmp_path / "rec.md").read_text()
