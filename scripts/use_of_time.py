@@ -39,7 +39,7 @@ from snn_lib.config import Config, DataConfig, TrainConfig, apply_overrides, fla
 from snn_lib.data import FrameLoader, load_split, make_loaders
 from snn_lib.evaluate import evaluate
 from snn_lib.report import results_meta, spread, write_results
-from snn_lib.timing import anytime_accuracy, cost_per_step, reverse_bins, shuffle_bins
+from snn_lib.timing import anytime_accuracy, cost_per_step, reverse_bins, shuffle_bins, tied_readouts
 from snn_lib.rundir import RunBusyError, read_metrics_csv
 from snn_lib.train import run_training
 
@@ -71,6 +71,14 @@ def train(cfg: Config, shuffled: bool, shuffle_seed: int) -> Path:
 
 def accuracy(model, frames, labels) -> float:
     return evaluate(model, FrameLoader(frames, labels, 256))["accuracy"]
+
+
+@torch.no_grad()
+def tied_fraction(model, frames: torch.Tensor) -> float:
+    """The share of recordings (``frames [N, T, ...]``) whose output spike counts have no single
+    largest (:func:`snn_lib.timing.tied_readouts`)."""
+    spk = torch.cat([model(batch.float().transpose(0, 1))[0] for batch in frames.split(256)], dim=1)
+    return tied_readouts(spk).float().mean().item()
 
 
 def main() -> None:
@@ -132,7 +140,7 @@ def measure(args, runs: dict) -> None:
     test = {}                                                 # T -> (frames [N, T, 2, H, W], labels)
     rows, per_seed = [], {}
     for name, kind, steps, order in SETTINGS:
-        values = {}
+        values, ties = {}, {}
         for seed in args.seeds:
             cfg = done.get(f"{kind}_seed{seed}")
             if cfg is None:
@@ -141,12 +149,15 @@ def measure(args, runs: dict) -> None:
                 test[steps] = load_split(cfg.data, "test")
             model, _ = model_from_checkpoint(cfg.run_dir / "checkpoints" / "last.pt")
             frames, labels = test[steps]
-            values[seed] = accuracy(model, ordered(frames, order, args.shuffle_seed), labels)
+            reordered = ordered(frames, order, args.shuffle_seed)
+            values[seed] = accuracy(model, reordered, labels)
+            ties[seed] = tied_fraction(model, reordered)
         per_seed[name] = values
         if values:
             rows.append({"setting": name, "T": steps, "trained_on": "shuffled bins" if kind.startswith("shuffled")
                          else "bins in order", "tested_on": order, **spread(list(values.values())),
-                         "seeds": sorted(values), **{f"seed_{s}": v for s, v in values.items()}})
+                         "seeds": sorted(values), **{f"seed_{s}": v for s, v in values.items()},
+                         "tied_mean": statistics.fmean(ties.values())})
 
     curves, shuffled_curves, costs = {}, {}, {}
     frames, labels = test.get(FULL_T) or load_split(run_config(args, "x", 0, FULL_T, []).data, "test")
@@ -220,11 +231,13 @@ def markdown(data: dict) -> str:
              "recording's bins in an order of its own (`snn_lib.timing.shuffle_bins`, test seed "
              f"{data['settings']['test_shuffle_seed']}; training recordings: seed 1000 + the run's seed, fixed "
              "over the epochs). Mean +- sample standard deviation (min-max) over n seeds.", "",
-             "| setting | test accuracy | n | per seed |", "|---|---:|---:|---|"]
+             "Tied: the share of test recordings whose output spike counts have no single largest (the lowest tied "
+             "class is then the prediction), mean over the seeds.", "",
+             "| setting | test accuracy | n | per seed | tied |", "|---|---:|---:|---|---:|"]
     for row in data["rows"]:
         seeds = ", ".join(f"{s}: {_pct(row[f'seed_{s}'])}" for s in row["seeds"])
         lines.append(f"| {row['setting']} | {_pct(row['mean'])} +- {100 * row['std']:.1f} "
-                     f"({_pct(row['min'])}-{_pct(row['max'])}) | {row['n']} | {seeds} |")
+                     f"({_pct(row['min'])}-{_pct(row['max'])}) | {row['n']} | {seeds} | {_pct(row['tied_mean'])} |")
     if data["anytime"] and "acc_mean" in data["anytime"][0]:
         lines += ["", "## Anytime: the T=25 networks' prediction from the first k of 25 bins", "",
                   "The network is causal: its spike counts after k steps are those of a run on the first k frames. "
