@@ -19,7 +19,8 @@ call skips the runs that finished and continues one that was stopped::
     python scripts/use_of_time.py --root ../shared/data/nmnist-real-1k --seeds 0 1 2 \\
         --exp-root /tmp/use_of_time/exp --out benchmarks/results/use_of_time
 
-``--train-only`` trains and stops (to start the runs before the measurement). Several processes
+``--measure-only`` trains nothing and scores the runs that finished (those that did not are listed
+as missing in the results file). ``--train-only`` trains and stops (to start the runs before the measurement). Several processes
 may train at once: each takes the next run that no other holds (its run folder's lock); on a busy
 machine two processes of ``train.threads=1`` go faster than one of two threads.
 """
@@ -89,6 +90,7 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/use_of_time")
     parser.add_argument("--shuffle-seed", type=int, default=0, help="seed of the test recordings' bin orders")
     parser.add_argument("--train-only", action="store_true")
+    parser.add_argument("--measure-only", action="store_true", help="train nothing: score the runs that finished")
     args, overrides = parser.parse_known_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -101,7 +103,8 @@ def main() -> None:
     for exp_id, seed, steps, shuffled in plan:
         cfg = run_config(args, exp_id, seed, steps, overrides)
         try:
-            train(cfg, shuffled, args.shuffle_seed)
+            if not args.measure_only:
+                train(cfg, shuffled, args.shuffle_seed)
         except RunBusyError:                  # another process of this script is training it
             logging.info("%s is being trained by another process: next", cfg.run_dir)
         runs[exp_id] = (cfg, steps, shuffled)
