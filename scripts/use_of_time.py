@@ -11,7 +11,7 @@ each seed:
 * networks trained on shuffled bins (T=25; a fixed order per training recording, drawn from the
   run's seed) and tested on the shuffled test recordings (the same orders as above) and in order;
 * the anytime accuracy of the T=25 networks, the prediction from the first k bins (k = 1..25),
-  and what the network costs when stopped after k bins (:func:`snn_lib.timing.prefix_cost`).
+  and what the network costs when stopped after k bins (:func:`snn_lib.timing.cost_per_step`).
 
 Training goes through :func:`snn_lib.train.run_training` with ``train.resume=auto``, so a second
 call skips the runs that finished and continues one that was stopped::
@@ -19,10 +19,11 @@ call skips the runs that finished and continues one that was stopped::
     python scripts/use_of_time.py --root ../shared/data/nmnist-real-1k --seeds 0 1 2 \\
         --exp-root /tmp/use_of_time/exp --out benchmarks/results/use_of_time
 
-``--measure-only`` trains nothing and scores the runs that finished (those that did not are listed
-as missing in the results file). ``--train-only`` trains and stops (to start the runs before the measurement). Several processes
-may train at once: each takes the next run that no other holds (its run folder's lock); on a busy
-machine two processes of ``train.threads=1`` go faster than one of two threads.
+``--measure-only`` trains nothing and scores the runs that finished (those that did not are
+listed as missing in the results file). ``--train-only`` trains and stops (to start the runs
+before the measurement). Several processes may train at once: each takes the next run that no
+other holds (its run folder's lock); on a busy machine two processes of ``train.threads=1`` go
+faster than one of two threads.
 """
 
 from __future__ import annotations
