@@ -76,6 +76,14 @@ def accuracy(model, frames, labels) -> float:
 
 
 @torch.no_grad()
+def membrane_accuracy(model, frames: torch.Tensor, labels: torch.Tensor) -> float:
+    """Accuracy of the class whose output neuron has the highest membrane potential at the last
+    step (for T=1: the output layer's input current, the network read as an ANN)."""
+    mem = torch.cat([model(batch.float().transpose(0, 1))[1] for batch in frames.split(256)], dim=1)
+    return (mem[-1].argmax(-1) == labels).float().mean().item()
+
+
+@torch.no_grad()
 def tied_fraction(model, frames: torch.Tensor) -> float:
     """The share of recordings (``frames [N, T, ...]``) whose output spike counts have no single
     largest (:func:`snn_lib.timing.tied_readouts`)."""
@@ -116,6 +124,7 @@ def main() -> None:
 
 SETTINGS = (  # name, runs' kind, T, how the test bins are ordered
     ("T=1", "T1", 1, "in order"),
+    ("T=1, read by the output membrane potential", "T1", 1, "membrane"),
     ("T=5", "T5", 5, "in order"),
     ("T=10", "T10", 10, "in order"),
     ("T=25", "T25", 25, "in order"),
@@ -154,14 +163,19 @@ def measure(args, runs: dict) -> None:
             model, _ = model_from_checkpoint(cfg.run_dir / "checkpoints" / "last.pt")
             frames, labels = test[steps]
             reordered = ordered(frames, order, args.shuffle_seed)
-            values[seed] = accuracy(model, reordered, labels)
-            ties[seed] = tied_fraction(model, reordered)
+            if order == "membrane":
+                values[seed] = membrane_accuracy(model, frames, labels)
+            else:
+                values[seed] = accuracy(model, reordered, labels)
+            if order != "membrane":
+                ties[seed] = tied_fraction(model, reordered)
         per_seed[name] = values
         if values:
             rows.append({"setting": name, "T": steps, "trained_on": "shuffled bins" if kind.startswith("shuffled")
-                         else "bins in order", "tested_on": order, **spread(list(values.values())),
+                         else "bins in order", "tested_on": "in order" if order == "membrane" else order,
+                         "readout": "membrane" if order == "membrane" else "spike count", **spread(list(values.values())),
                          "seeds": sorted(values), **{f"seed_{s}": v for s, v in values.items()},
-                         "tied_mean": statistics.fmean(ties.values())})
+                         "tied_mean": statistics.fmean(ties.values()) if ties else None})
 
     curves, shuffled_curves, costs = {}, {}, {}
     frames, labels = test.get(FULL_T) or load_split(run_config(args, "x", 0, FULL_T, []).data, "test")
@@ -241,7 +255,7 @@ def markdown(data: dict) -> str:
     for row in data["rows"]:
         seeds = ", ".join(f"{s}: {_pct(row[f'seed_{s}'])}" for s in row["seeds"])
         lines.append(f"| {row['setting']} | {_pct(row['mean'])} +- {100 * row['std']:.1f} "
-                     f"({_pct(row['min'])}-{_pct(row['max'])}) | {row['n']} | {seeds} | {_pct(row['tied_mean'])} |")
+                     f"({_pct(row['min'])}-{_pct(row['max'])}) | {row['n']} | {seeds} | {_pct(row['tied_mean']) if row['tied_mean'] is not None else '-'} |")
     if data["anytime"] and "acc_mean" in data["anytime"][0]:
         lines += ["", "## Anytime: the T=25 networks' prediction from the first k of 25 bins", "",
                   "The network is causal: its spike counts after k steps are those of a run on the first k frames. "
