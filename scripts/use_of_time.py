@@ -11,7 +11,7 @@ each seed:
 * networks trained on shuffled bins (T=25; a fixed order per training recording, drawn from the
   run's seed) and tested on the shuffled test recordings (the same orders as above) and in order;
 * the anytime accuracy of the T=25 networks, the prediction from the first k bins (k = 1..25),
-  and what the network costs when stopped after k bins (:func:`snn_lib.timing.prefix_cost`).
+  and what the network costs when stopped after k bins (:func:`snn_lib.timing.cost_per_step`).
 
 Training goes through :func:`snn_lib.train.run_training` with ``train.resume=auto``, so a second
 call skips the runs that finished and continues one that was stopped::
@@ -19,9 +19,11 @@ call skips the runs that finished and continues one that was stopped::
     python scripts/use_of_time.py --root ../shared/data/nmnist-real-1k --seeds 0 1 2 \\
         --exp-root /tmp/use_of_time/exp --out benchmarks/results/use_of_time
 
-``--train-only`` trains and stops (to start the runs before the measurement). Several processes
-may train at once: each takes the next run that no other holds (its run folder's lock); on a busy
-machine two processes of ``train.threads=1`` go faster than one of two threads.
+``--measure-only`` trains nothing and scores the runs that finished (those that did not are
+listed as missing in the results file). ``--train-only`` trains and stops (to start the runs
+before the measurement). Several processes may train at once: each takes the next run that no
+other holds (its run folder's lock); on a busy machine two processes of ``train.threads=1`` go
+faster than one of two threads.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from snn_lib.config import Config, DataConfig, TrainConfig, apply_overrides, fla
 from snn_lib.data import FrameLoader, load_split, make_loaders
 from snn_lib.evaluate import evaluate
 from snn_lib.report import results_meta, spread, write_results
-from snn_lib.timing import anytime_accuracy, cost_per_step, reverse_bins, shuffle_bins
+from snn_lib.timing import anytime_accuracy, cost_per_step, reverse_bins, shuffle_bins, tied_readouts
 from snn_lib.rundir import RunBusyError, read_metrics_csv
 from snn_lib.train import run_training
 
@@ -73,6 +75,22 @@ def accuracy(model, frames, labels) -> float:
     return evaluate(model, FrameLoader(frames, labels, 256))["accuracy"]
 
 
+@torch.no_grad()
+def membrane_accuracy(model, frames: torch.Tensor, labels: torch.Tensor) -> float:
+    """Accuracy of the class whose output neuron has the highest membrane potential at the last
+    step (for T=1: the output layer's input current, the network read as an ANN)."""
+    mem = torch.cat([model(batch.float().transpose(0, 1))[1] for batch in frames.split(256)], dim=1)
+    return (mem[-1].argmax(-1) == labels).float().mean().item()
+
+
+@torch.no_grad()
+def tied_fraction(model, frames: torch.Tensor) -> float:
+    """The share of recordings (``frames [N, T, ...]``) whose output spike counts have no single
+    largest (:func:`snn_lib.timing.tied_readouts`)."""
+    spk = torch.cat([model(batch.float().transpose(0, 1))[0] for batch in frames.split(256)], dim=1)
+    return tied_readouts(spk).float().mean().item()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", required=True, help="folder with Train/<label>/<id>.bin")
@@ -81,6 +99,7 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/use_of_time")
     parser.add_argument("--shuffle-seed", type=int, default=0, help="seed of the test recordings' bin orders")
     parser.add_argument("--train-only", action="store_true")
+    parser.add_argument("--measure-only", action="store_true", help="train nothing: score the runs that finished")
     args, overrides = parser.parse_known_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -93,7 +112,8 @@ def main() -> None:
     for exp_id, seed, steps, shuffled in plan:
         cfg = run_config(args, exp_id, seed, steps, overrides)
         try:
-            train(cfg, shuffled, args.shuffle_seed)
+            if not args.measure_only:
+                train(cfg, shuffled, args.shuffle_seed)
         except RunBusyError:                  # another process of this script is training it
             logging.info("%s is being trained by another process: next", cfg.run_dir)
         runs[exp_id] = (cfg, steps, shuffled)
@@ -104,6 +124,7 @@ def main() -> None:
 
 SETTINGS = (  # name, runs' kind, T, how the test bins are ordered
     ("T=1", "T1", 1, "in order"),
+    ("T=1, read by the output membrane potential", "T1", 1, "membrane"),
     ("T=5", "T5", 5, "in order"),
     ("T=10", "T10", 10, "in order"),
     ("T=25", "T25", 25, "in order"),
@@ -132,7 +153,7 @@ def measure(args, runs: dict) -> None:
     test = {}                                                 # T -> (frames [N, T, 2, H, W], labels)
     rows, per_seed = [], {}
     for name, kind, steps, order in SETTINGS:
-        values = {}
+        values, ties = {}, {}
         for seed in args.seeds:
             cfg = done.get(f"{kind}_seed{seed}")
             if cfg is None:
@@ -141,12 +162,20 @@ def measure(args, runs: dict) -> None:
                 test[steps] = load_split(cfg.data, "test")
             model, _ = model_from_checkpoint(cfg.run_dir / "checkpoints" / "last.pt")
             frames, labels = test[steps]
-            values[seed] = accuracy(model, ordered(frames, order, args.shuffle_seed), labels)
+            reordered = ordered(frames, order, args.shuffle_seed)
+            if order == "membrane":
+                values[seed] = membrane_accuracy(model, frames, labels)
+            else:
+                values[seed] = accuracy(model, reordered, labels)
+            if order != "membrane":
+                ties[seed] = tied_fraction(model, reordered)
         per_seed[name] = values
         if values:
             rows.append({"setting": name, "T": steps, "trained_on": "shuffled bins" if kind.startswith("shuffled")
-                         else "bins in order", "tested_on": order, **spread(list(values.values())),
-                         "seeds": sorted(values), **{f"seed_{s}": v for s, v in values.items()}})
+                         else "bins in order", "tested_on": "in order" if order == "membrane" else order,
+                         "readout": "membrane" if order == "membrane" else "spike count", **spread(list(values.values())),
+                         "seeds": sorted(values), **{f"seed_{s}": v for s, v in values.items()},
+                         "tied_mean": statistics.fmean(ties.values()) if ties else None})
 
     curves, shuffled_curves, costs = {}, {}, {}
     frames, labels = test.get(FULL_T) or load_split(run_config(args, "x", 0, FULL_T, []).data, "test")
@@ -220,11 +249,13 @@ def markdown(data: dict) -> str:
              "recording's bins in an order of its own (`snn_lib.timing.shuffle_bins`, test seed "
              f"{data['settings']['test_shuffle_seed']}; training recordings: seed 1000 + the run's seed, fixed "
              "over the epochs). Mean +- sample standard deviation (min-max) over n seeds.", "",
-             "| setting | test accuracy | n | per seed |", "|---|---:|---:|---|"]
+             "Tied: the share of test recordings whose output spike counts have no single largest (the lowest tied "
+             "class is then the prediction), mean over the seeds.", "",
+             "| setting | test accuracy | n | per seed | tied |", "|---|---:|---:|---|---:|"]
     for row in data["rows"]:
         seeds = ", ".join(f"{s}: {_pct(row[f'seed_{s}'])}" for s in row["seeds"])
         lines.append(f"| {row['setting']} | {_pct(row['mean'])} +- {100 * row['std']:.1f} "
-                     f"({_pct(row['min'])}-{_pct(row['max'])}) | {row['n']} | {seeds} |")
+                     f"({_pct(row['min'])}-{_pct(row['max'])}) | {row['n']} | {seeds} | {_pct(row['tied_mean']) if row['tied_mean'] is not None else '-'} |")
     if data["anytime"] and "acc_mean" in data["anytime"][0]:
         lines += ["", "## Anytime: the T=25 networks' prediction from the first k of 25 bins", "",
                   "The network is causal: its spike counts after k steps are those of a run on the first k frames. "

@@ -65,6 +65,15 @@ def cumulative_predictions(spk: torch.Tensor) -> torch.Tensor:
     return spk.float().cumsum(0).argmax(-1)
 
 
+def tied_readouts(spk: torch.Tensor) -> torch.Tensor:
+    """Where the spike-count readout has no single winner: ``spk [T, B, C]`` -> ``[B]`` bool,
+    True where two or more classes share the largest count (no output spike at all included).
+    With few steps each output neuron can spike only a few times, and ties become common: the
+    prediction then goes to the lowest tied class."""
+    counts = spk.sum(0)                                          # [B, C]
+    return (counts == counts.max(-1, keepdim=True).values).sum(-1) > 1
+
+
 @torch.no_grad()
 def anytime_predictions(model: torch.nn.Module, loader: Iterable) -> tuple[torch.Tensor, torch.Tensor]:
     """Predictions after each number of steps on every recording of ``loader`` (batches of
@@ -140,5 +149,5 @@ def cost_per_step(model: torch.nn.Module, loader: Iterable) -> dict:
     return {key: [by_step[t] / max(recordings, 1) for t in sorted(by_step)] for key, by_step in totals.items()}
 
 
-__all__ = ["cost_per_step", "anytime_accuracy", "anytime_predictions", "bin_permutations", "cumulative_predictions",
+__all__ = ["cost_per_step", "tied_readouts", "anytime_accuracy", "anytime_predictions", "bin_permutations", "cumulative_predictions",
            "permute_bins", "prefix_cost", "reverse_bins", "shuffle_bins"]

@@ -122,3 +122,11 @@ def test_plots_draw_what_they_are_given():
     ax, twin = fig.axes
     assert list(ax.lines[0].get_ydata()) == [20.0, 50.0, 90.0]
     assert list(twin.lines[0].get_ydata()) == [25.0, 50.0, 100.0]
+
+
+def test_tied_readouts_by_hand():
+    from snn_lib.timing import tied_readouts
+    spk = torch.zeros(2, 3, 4)                 # [T, B, C]
+    spk[0, 0, 1] = spk[1, 0, 1] = 1            # recording 0: class 1 twice, a winner
+    spk[0, 1, 0] = spk[0, 1, 3] = 1            # recording 1: classes 0 and 3 once each, a tie
+    assert tied_readouts(spk).tolist() == [False, True, True]     # recording 2: no spike, a tie

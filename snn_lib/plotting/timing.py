@@ -21,10 +21,12 @@ def plot_time_probes(rows: Sequence[dict], full_steps: int = 25) -> Figure:
     ``tested_on="in order"`` and ``trained_on="bins in order"``). Right: the networks of
     ``T = full_steps`` tested in order, on shuffled and on reversed bins, and networks trained on
     shuffled bins. ``rows`` as ``scripts/use_of_time.py`` writes them: ``setting``, ``T``,
-    ``trained_on``, ``tested_on``, ``mean``, ``std``, ``seeds`` and ``seed_<s>``. A dot per seed,
-    a bar or line for the mean, a whisker of one standard deviation."""
+    ``trained_on``, ``tested_on``, ``mean``, ``std``, ``seeds`` and ``seed_<s>`` (rows with another
+    ``readout`` than ``"spike count"`` are left out). A dot per seed, a bar or line for the mean,
+    a whisker of one standard deviation."""
     fig = new_figure(8.0, 3.4)
     left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.3]})
+    rows = [r for r in rows if r.get("readout", "spike count") == "spike count"]
     by_steps = sorted((r for r in rows if r["trained_on"] == "bins in order" and r["tested_on"] == "in order"),
                       key=lambda r: r["T"])
     if by_steps:
