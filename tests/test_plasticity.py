@@ -8,7 +8,7 @@ import torch
 from snn_lib.errors import ConfigError
 from snn_lib.plasticity import STDPConfig, learning_window, stdp_traces, stdp_update, trace_decay, window_formula
 from snn_lib.stdp_network import (
-    DiehlCookConfig, DiehlCookNet, StdpResult, assign_labels, classify, digit_split, fit_and_score, init_network,
+    DiehlCookConfig, DiehlCookNet, StdpResult, assign_labels, classify, digit_split, exp_filter, fit_and_score, init_network,
     normalise_weights, poisson_events, present, responses, run_digits, simulate, train_network,
 )
 
@@ -222,3 +222,12 @@ def test_plasticity_figures():
              "accuracy_max": 0.86, "n": 1}]
     fig = plot_accuracy_vs_neurons(rows, anchor={100: 82.9, 6400: 95.0})
     assert isinstance(fig, Figure) and fig.axes[0].get_xscale() == "log"
+
+
+def test_exp_filter_is_the_trace_step_by_step():
+    s = (torch.rand(100, 3, 5, generator=torch.Generator().manual_seed(0)) < 0.2).float()
+    x, expected = torch.zeros(3, 5), []
+    for t in range(100):
+        x = x * 0.9 + s[t]
+        expected.append(x)
+    torch.testing.assert_close(exp_filter(s, 0.9, block=7), torch.stack(expected))
