@@ -37,7 +37,8 @@ from snn_lib.checkpoint import model_from_checkpoint
 from snn_lib.config import DataConfig
 from snn_lib.data.dataset import dataset_root, load_split, split_recordings
 from snn_lib.device import resolve_device
-from snn_lib.plotting import animate_spike_counts, plot_confusion, plot_frames, plot_test_acc, plot_train_loss, save_gif
+from snn_lib.plotting import (animate_spike_counts, plot_confusion, plot_frames, plot_test_acc, plot_train_loss, save_figure,
+                              save_gif)
 from snn_lib.report import load_results, results_meta, write_results
 from snn_lib.rundir import read_metrics_csv
 
@@ -85,10 +86,10 @@ def main() -> None:
 
     history = read_metrics_csv(run_dir / "metrics.csv")
     shutil.copy(run_dir / "metrics.csv", out / "metrics.csv")
-    plot_train_loss(history).savefig(out / "train_loss.png", dpi=100)
-    plot_test_acc(history, train=True).savefig(out / "accuracy.png", dpi=100)
+    save_figure(plot_train_loss(history), out / "train_loss.png", dpi=100)
+    save_figure(plot_test_acc(history, train=True), out / "accuracy.png", dpi=100)
     result = load_results(out / "eval.json")
-    plot_confusion(result["confusion_matrix"], normalize=False).savefig(out / "confusion.png", dpi=100)
+    save_figure(plot_confusion(result["confusion_matrix"], normalize=False), out / "confusion.png", dpi=100)
 
     # The output spike counts of a few held-out recordings, through the evaluated checkpoint.
     model, cfg = model_from_checkpoint(checkpoint)
@@ -107,9 +108,8 @@ def main() -> None:
         gifs.append((name, f"Train/{recordings[i].path.parent.name}/{recordings[i].path.name}", target, guess))
         if guess != target:                       # the misclassified recording, at its busiest steps
             busiest = sorted(frames[i].sum((1, 2, 3)).topk(min(5, len(frames[i]))).indices.tolist())
-            plot_frames(frames[i], steps=busiest,
-                        title=f"{gifs[-1][1]}: true {target}, predicted {guess}").savefig(
-                out / "misclassified_frames.png", dpi=100)
+            save_figure(plot_frames(frames[i], steps=busiest, title=f"{gifs[-1][1]}: true {target}, predicted {guess}"),
+                        out / "misclassified_frames.png", dpi=100)
 
     cm = result["confusion_matrix"]
     errors = sorted(((cm[t][p], t, p) for t in range(10) for p in range(10) if t != p and cm[t][p]), reverse=True)

