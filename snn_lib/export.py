@@ -341,5 +341,5 @@ def agreement(ours: torch.Tensor, theirs: torch.Tensor) -> dict:
             "mean_abs_count_difference": float(diff.mean()), "max_abs_count_difference": float(diff.max())}
 
 
-__all__ = ["DEFAULT_DT", "SIMULATORS", "SNNTORCH_DT", "adapt", "agreement", "available_simulators", "check_dt", "check_exportable",
-           "export_checkpoint", "lif_parameters", "nir_graph", "read_nir", "simulate", "write_nir"]
+__all__ = ["DEFAULT_DT", "SIMULATORS", "SNNTORCH_DT", "adapt", "agreement", "available_simulators", "check_dt",
+           "check_exportable", "export_checkpoint", "lif_parameters", "nir_graph", "read_nir", "simulate", "write_nir"]

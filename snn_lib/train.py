@@ -354,8 +354,8 @@ def run_training(cfg: Config, loaders: Loaders | None = None) -> RunResult:
     run_dir = cfg.run_dir
     created = next((p for p in reversed([run_dir, *run_dir.parents]) if not p.exists()), None)
     try:
-        with process_group(world, device, cfg.train.rendezvous_timeout_s), (RunLock(run_dir) if world.main else contextlib.nullcontext()), \
-                _logging_on(world.main):
+        with process_group(world, device, cfg.train.rendezvous_timeout_s), \
+                (RunLock(run_dir) if world.main else contextlib.nullcontext()), _logging_on(world.main):
             resume_state = from_main(world, lambda: _resume_state(cfg, run_dir))
             return _run(cfg, run_dir, device, resume_state, loaders, world)
     finally:
