@@ -67,7 +67,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data_overrides: dict | None = No
     was trained on them; ``data_overrides`` (name, root, ...) choose the recordings. ``split`` is
     ``"test"``, ``"val"`` (the validation split) or ``"train"`` as the run drew them (``"train"``
     leaves the held-out recordings out, and is never augmented nor mixed with simulated
-    recordings). With ``cost``, ``result["cost"]`` holds
+    recordings). With ``cost``, ``result["cost"]`` of a CSNN holds
     :func:`snn_lib.cost.measure_cost` over the same recordings.
     """
     require(split in ("test", "val", "train"), "split", split, "test, val or train")
@@ -88,7 +88,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data_overrides: dict | None = No
         log.warning("accuracy %.2f%% on %d recordings is at chance (%.0f%% for 10 classes): the network "
                     "has learned nothing that shows on this split; check the checkpoint and the data",
                     100 * result["accuracy"], result["samples"], 100 / 10)
-    if cost:
+    if cost and cfg.model.name == "csnn":                    # spikes and synaptic operations
         result["cost"] = measure_cost(model, loader, device=dev)
     return {"checkpoint": str(checkpoint), "data": vars(data), "split": split, **result}
 

@@ -168,9 +168,9 @@ def nir_graph(model, dt: float = DEFAULT_DT):
 def write_nir(graph, path: str | Path) -> Path:
     """Write ``graph`` to ``path`` (NIR's HDF5 file format), atomically and durably: the file is
     made in memory, then written beside ``path`` and renamed over it
-    (:func:`snn_lib.rundir.atomic_write`), so that a full disk or a kill leaves ``path`` as it was.
+    (:func:`snn_lib.files.atomic_write`), so that a full disk or a kill leaves ``path`` as it was.
     A failure is a one-line SnnError naming the file."""
-    from .rundir import atomic_write
+    from .files import atomic_write
     nir = _nir()
     path = Path(path)
     buffer = io.BytesIO()
