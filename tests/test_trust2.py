@@ -550,3 +550,11 @@ def test_group8_every_float_setting_refuses_nan_and_inf(value):
         with pytest.raises(ConfigError, match=f"{key}=") as err:
             cfg.validate()
         one_line(err.value)
+
+
+def test_group15_snn_eval_to_a_device_is_refused_before_evaluating(tmp_path):
+    if not Path("/dev/full").is_char_device():
+        pytest.skip("no /dev/full here")
+    result = cli(["snn-eval", f"checkpoint={tmp_path / 'none.pt'}", "out=/dev/full"], tmp_path)
+    fails_in_one_line(result, "snn-eval", "out=/dev/full is not a regular file")
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode) and not Path("/dev/full.tmp").exists()
