@@ -16,9 +16,6 @@ One module for each idea, in the order of the book's chapters:
   :mod:`snn_lib.rundir`: the run folder (lock, atomic files, metrics); :mod:`snn_lib.device`:
   device, mixed precision, CPU allocator; :mod:`snn_lib.distributed`: data-parallel processes
   (chapter 5);
-- :mod:`snn_lib.recurrent`: neurons with memory in a recurrent spiking layer (reference loop and
-  fast path); :mod:`snn_lib.rsnn`: the recurrent network for temporal tasks;
-  :mod:`snn_lib.data.temporal`: the temporal tasks (store and recall, sequential MNIST, SHD);
 - :mod:`snn_lib.plotting`: figures and animations; :mod:`snn_lib.report`: hardware lines, the
   report of many runs and the committed results files;
 - :mod:`snn_lib.cli`: the ``snn-train``, ``snn-eval``, ``snn-make-data`` and ``snn-report``
