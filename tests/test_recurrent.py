@@ -9,8 +9,10 @@ import torch
 
 import snn_lib.recurrent as recurrent
 from snn_lib.kernels import _surrogate_primitive
+from snn_lib.model import make_loss, predict
 from snn_lib.neurons import alif_step, decay, rlif_step, spike_fn, synaptic_step
 from snn_lib.recurrent import NEURONS, RecurrentLayer
+from snn_lib.rsnn import RSNN, RSNNConfig
 
 
 def exact_spike(name: str = "atan", slope: float = 2.0):
@@ -20,16 +22,6 @@ def exact_spike(name: str = "atan", slope: float = 2.0):
         smooth = _surrogate_primitive(x, name, slope)
         return (x > 0).to(x.dtype) + (smooth - smooth.detach())
     return spike
-
-
-def run_steps(step, cur, *state):
-    """Step a neuron function over ``cur [T, ...]``; returns the list of each step's outputs."""
-    out = []
-    for c in cur:
-        result = step(c, *state)
-        out.append([r.item() if r.numel() == 1 else r for r in result])
-        state = result
-    return out
 
 
 def test_decay_is_exp_minus_one_over_tau():
@@ -220,10 +212,6 @@ def test_layer_refuses_unknown_settings():
 
 
 # ---- the RSNN --------------------------------------------------------------------------------------
-
-from snn_lib.model import make_loss, predict  # noqa: E402
-from snn_lib.rsnn import RSNN, RSNNConfig  # noqa: E402
-
 
 @pytest.mark.parametrize("neuron", NEURONS)
 def test_rsnn_fast_equals_reference_and_works_with_the_csnn_loss(monkeypatch, neuron):
