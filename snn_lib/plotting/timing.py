@@ -21,9 +21,9 @@ def plot_time_probes(rows: Sequence[dict], full_steps: int = 25) -> Figure:
     ``tested_on="in order"`` and ``trained_on="bins in order"``). Right: the networks of
     ``T = full_steps`` tested in order, on shuffled and on reversed bins, and networks trained on
     shuffled bins. ``rows`` as ``scripts/use_of_time.py`` writes them: ``setting``, ``T``,
-    ``trained_on``, ``tested_on``, ``mean``, ``std``, ``seeds`` and ``seed_<s>`` (rows with a
-    ``readout`` of ``"membrane"`` are drawn as open squares on the left). A dot per seed, a point (and line) for the mean,
-    a whisker of one standard deviation."""
+    ``trained_on``, ``tested_on``, ``mean``, ``std``, ``seeds`` and ``seed_<s>``; rows with a
+    ``readout`` of ``"membrane"`` are drawn as open squares on the left. A dot per seed, a point
+    for the mean, a whisker of one standard deviation."""
     fig = new_figure(8.0, 3.4)
     left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.3]})
     membrane = [r for r in rows if r.get("readout") == "membrane"]
