@@ -16,6 +16,8 @@ One module for each idea, in the order of the book's chapters:
   :mod:`snn_lib.rundir`: the run folder (lock, atomic files, metrics); :mod:`snn_lib.device`:
   device, mixed precision, CPU allocator; :mod:`snn_lib.distributed`: data-parallel processes
   (chapter 5);
+- :mod:`snn_lib.plasticity`: pair-based STDP with traces; :mod:`snn_lib.stdp_network`: a network
+  that learns digits without labels with it (Diehl & Cook 2015 style);
 - :mod:`snn_lib.plotting`: figures and animations; :mod:`snn_lib.report`: hardware lines, the
   report of many runs and the committed results files;
 - :mod:`snn_lib.cli`: the ``snn-train``, ``snn-eval``, ``snn-make-data`` and ``snn-report``
