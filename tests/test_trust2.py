@@ -439,6 +439,40 @@ def test_group10_a_run_without_epochs_beside_others_is_left_out_with_a_warning(t
     assert [r.path.name for r in runs] == ["a"] and "left out" in caplog.text and str(tmp_path / "b") in caplog.text
 
 
+# ---- 11. a stop says the command that really continues the run ---------------------------------------
+
+def test_group11_a_stop_before_anything_was_saved_says_to_start_again(toy_nmnist, tmp_path, monkeypatch):
+    """SIGTERM (or Ctrl-C) while the data loads: nothing was written, so the message must not say
+    train.resume=true (which is then refused), but to run the same command again; that command works."""
+    import snn_lib.train as train_module
+    from conftest import tiny_config
+    from snn_lib.train import RunInterrupted, run_training
+
+    cfg = tiny_config(toy_nmnist, tmp_path, num_epochs=1, num_animations=0)
+    real = train_module.make_loaders
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "make_loaders", stopped)
+    with pytest.raises(RunInterrupted) as err:
+        run_training(cfg)
+    message = str(err.value)
+    assert "nothing was saved; start it again with the same command" in message and "train.resume=true" not in message
+    assert not cfg.run_dir.exists()                               # no folder left that would refuse the rerun
+    monkeypatch.setattr(train_module, "make_loaders", real)
+    assert [r["epoch"] for r in run_training(cfg).history] == [1]   # the same command, again: it runs
+    cfg.train.num_epochs = 2
+
+    def killed_in_epoch_2(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "train_epoch", killed_in_epoch_2)
+    cfg.train.resume = True
+    with pytest.raises(RunInterrupted, match="during epoch 2 .*holds epoch 1\\); continue with train.resume=true"):
+        run_training(cfg)
+
+
 # ---- 12. the error names the setting at fault ----------------------------------------------------------
 
 @pytest.mark.parametrize("data, train, named, not_named", [
