@@ -36,12 +36,13 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 
 import common  # noqa: F401  (the repository on the import path)
+from snn_lib.model import make_loss  # noqa: E402
 from snn_lib.neurons import spike_fn  # noqa: E402
 from snn_lib.recurrent import RecurrentLayer  # noqa: E402
 from snn_lib.report import results_meta, write_results  # noqa: E402
+from snn_lib.train import train_step  # noqa: E402
 
 IMPLS = ("snntorch", "fast")
 
@@ -105,14 +106,27 @@ def batch(args: argparse.Namespace, T: int) -> tuple[torch.Tensor, torch.Tensor]
     return x, torch.randint(0, args.classes, (args.batch,), generator=g)
 
 
+class _Scores(torch.nn.Module):
+    """A network of scores ``[B, C]`` as every network of snn_lib: ``(out [1, B, C], out)``, so that
+    the library's one training step (:func:`snn_lib.train.train_step`, the count loss) trains it."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.model(x).unsqueeze(0)                                  # [1, B, C]
+        return out, out
+
+
 def trainer(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor):
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    """One Adam step of ``model`` on ``(x, y)`` with the cross-entropy of its scores, as a function."""
+    net = _Scores(model)
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    loss_fn = make_loss("ce_count")                         # cross-entropy of the scores summed over [1]
 
     def step() -> float:
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
+        loss, _ = train_step(net, x, y, opt, loss_fn)
         return loss.item()
     return step
 

@@ -260,3 +260,21 @@ def test_rsnn_readout_is_the_leaky_membrane_at_the_last_steps():
 def test_rsnn_refuses_a_decision_window_longer_than_the_input():
     with pytest.raises(ValueError, match="readout_steps"):
         RSNN(RSNNConfig(readout_steps=30), (20, 4))
+
+
+def test_recurrent_scan_is_the_fast_layer_and_keeps_no_input_currents():
+    """RecurrentScan called directly gives the layer's fast output, and its saved tensors are the
+    input, the weights and one [T, B, H] membrane: no input currents or spikes kept for backward."""
+    from snn_lib.recurrent import RecurrentLayer, RecurrentScan
+    torch.manual_seed(0)
+    layer = RecurrentLayer(5, 7, neuron="lif", recurrent=True, impl="fast")
+    x = (torch.rand(12, 3, 5) < 0.4).float()
+    weight = layer.recurrent.weight
+    spk, mem = RecurrentScan.apply(x, layer.input.weight, layer.input.bias, weight, layer.neuron, layer.beta,
+                                   layer.threshold, layer.alpha, layer.rho, layer.beta_a, layer.surrogate,
+                                   layer.slope, layer.chunk)
+    ref_spk, ref_mem = layer(x)
+    torch.testing.assert_close(spk, ref_spk)
+    torch.testing.assert_close(mem, ref_mem)
+    big = [t for t in spk.grad_fn.saved_tensors if t is not None and t.dim() == 3 and t.shape[-1] == 7]
+    assert len(big) == 1                                             # the membrane alone

@@ -592,3 +592,28 @@ def test_group15_snn_eval_to_a_device_is_refused_before_evaluating(tmp_path):
     result = cli(["snn-eval", f"checkpoint={tmp_path / 'none.pt'}", "out=/dev/full"], tmp_path)
     fails_in_one_line(result, "snn-eval", "out=/dev/full is not a regular file")
     assert stat.S_ISCHR(os.stat("/dev/full").st_mode) and not Path("/dev/full.tmp").exists()
+
+
+def test_the_checks_are_functions_a_caller_can_use(tmp_path):
+    """validate_checkpoint, check_dt and relayed called directly, as the commands call them."""
+    from snn_lib.checkpoint import load_checkpoint, validate_checkpoint
+    from snn_lib.distributed import relayed
+    from snn_lib.export import check_dt
+    cfg = Config(data=DataConfig(n_time_bins=5), model=ModelConfig(channels=(2, 4)))
+    model = CSNN(cfg.model)
+    path = save_checkpoint(tmp_path / "ok.pt", model, None, cfg, 1, [], (5, 2, 34, 34))
+    state = load_checkpoint(path)
+    validate_checkpoint(state, path)                                          # a good one passes
+    with pytest.raises(SnnError, match="is malformed .*frame_shape"):
+        validate_checkpoint({**state, "frame_shape": [5, 2, 34, 30]}, path)
+    with pytest.raises(SnnError, match="is malformed .*weights"):
+        validate_checkpoint({**state, "config": {**state["config"], "model": {**state["config"]["model"],
+                                                                               "channels": [3, 4]}}}, path)
+    check_dt(1e-4)
+    for bad in (float("nan"), float("inf"), 0.0, -1e-3):
+        with pytest.raises(ConfigError, match="dt="):
+            check_dt(bad)
+    err = SnnError("process 0 said so")
+    assert not relayed(err)
+    err.relayed = True
+    assert relayed(err)
