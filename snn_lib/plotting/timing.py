@@ -52,8 +52,8 @@ def plot_time_probes(rows: Sequence[dict], full_steps: int = 25) -> Figure:
                                                               and r["tested_on"] == "in order")]
     reference = [r for r in by_steps if r["T"] == full_steps]
     bars = reference + probes
-    labels = [("trained in order\n" if r["trained_on"] == "bins in order" else "trained shuffled\n")
-              + "tested " + r["tested_on"].replace("in order", "in order") for r in bars]
+    short = {"in order": "order", "bins in order": "order", "shuffled bins": "shuffled"}
+    labels = [f"train {short[r['trained_on']]}\ntest {short.get(r['tested_on'], r['tested_on'])}" for r in bars]
     x = np.arange(len(bars))
     for i, r in enumerate(bars):            # points, not bars: the axis does not start at 0
         color = "C0" if r["trained_on"] == "bins in order" else "C1"
