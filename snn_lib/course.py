@@ -44,7 +44,7 @@ class Budget:
 def course_budget(fast_epochs: int = 2, full_epochs: int = 15, fast_steps: int = 8,
                   fast: bool | None = None) -> Budget:
     """The budget of a chapter: ``fast_epochs`` of ``fast_steps`` batches on the CPU in fast mode
-    (default :func:`fast_mode`), ``full_epochs`` whole epochs else."""
+    (default :func:`snn_lib.data.course.fast_mode`), ``full_epochs`` whole epochs else."""
     fast = fast_mode() if fast is None else fast
     return Budget(fast=fast, n_time_bins=10 if fast else 25, num_epochs=fast_epochs if fast else full_epochs,
                   batch_size=16 if fast else 32, max_steps_per_epoch=fast_steps if fast else 0,
@@ -56,7 +56,7 @@ def course_config(name: str, budget: Budget, data: DataConfig | None = None, mod
                   seed: int = 0, **train_settings) -> Config:
     """A validated run configuration for ``budget``: ``exp_id`` is ``name`` and the time it was
     made (a new folder for every run of the notebook); ``data`` defaults to
-    :func:`training_data` with the budget's time bins; ``train_settings`` change the training
+    :func:`snn_lib.data.course.training_data` with the budget's time bins; ``train_settings`` change the training
     (``lr=1e-3``, ``num_animations=1``, ...)."""
     data = dataclasses.replace(data or training_data(budget.fast), n_time_bins=budget.n_time_bins)
     train = TrainConfig(**{"num_epochs": budget.num_epochs, "batch_size": budget.batch_size, "device": budget.device,

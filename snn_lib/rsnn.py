@@ -35,11 +35,11 @@ from .recurrent import IMPLS, NEURONS, RecurrentLayer
 class RSNNConfig:
     """The settings of :class:`RSNN` (proposed as ``model.*`` settings; time constants in steps)."""
 
-    #: The hidden neurons: ``lif``, ``alif`` (adaptive threshold) or ``synaptic`` (second order).
+    #: Which hidden neuron, ``lif``, ``alif`` (adaptive threshold) or ``synaptic`` (second order).
     neuron: str = "alif"
     #: Neurons in the recurrent layer.
     hidden: int = 128
-    #: Connect the layer's spikes back to itself through learned weights (False: feed-forward).
+    #: Whether the layer's spikes feed back to it through learned weights; false makes it feed-forward.
     recurrent: bool = True
     #: Membrane time constant of the hidden neurons, in steps (``beta = exp(-1 / tau_mem)``).
     tau_mem: float = 20.0
@@ -50,11 +50,11 @@ class RSNNConfig:
     #: How much one unit of adaptation raises the ALIF threshold (Bellec et al.'s beta); a spike
     #: raises it by ``adapt_scale * (1 - exp(-1 / tau_adapt))``, 0.5 with the defaults.
     adapt_scale: float = 100.0
-    #: Firing threshold (ALIF: its baseline).
+    #: Firing threshold, for ALIF its baseline.
     threshold: float = 1.0
     #: Time constant of the non-spiking readout, in steps.
     tau_out: float = 20.0
-    #: The decision: the readout's mean over this many last steps.
+    #: The decision is the readout's mean over this many last steps.
     readout_steps: int = 1
     #: Surrogate gradient of the spike, ``atan`` or ``fast_sigmoid``, and its steepness.
     surrogate: str = "atan"

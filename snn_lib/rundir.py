@@ -318,8 +318,9 @@ def check_same_run(old: Config, cfg: Config, path: Path) -> None:
 
 
 REFUSED_ON_RESUME = ("lr_schedule", "init_from")
-"""train.* settings a resumed run cannot change: the schedule's state and the starting weights
-belong to the run (and so does the split that chooses best.pt, :func:`selected_on`)."""
+"""The train.* settings that a resumed run cannot change, since the schedule's state and the
+starting weights belong to the run (and so does the split that chooses best.pt,
+:func:`selected_on`)."""
 
 
 def check_resume(old: Config, cfg: Config, path: Path) -> None:
