@@ -34,9 +34,9 @@ from pathlib import Path
 import torch
 
 from .config import Config, config_from_dict, config_to_dict
-from .errors import SnnError
-from .model import CSNN, build_model
-from .rundir import atomic_write
+from .errors import ConfigError, SnnError
+from .files import atomic_write
+from .model import NEURON_BUFFERS, build_model
 
 log = logging.getLogger("snn_lib")
 
@@ -44,9 +44,6 @@ FORMAT = 2
 """The version of the checkpoint layout. Version 2 added a digest of the tensors and
 ``best_epoch``, and took snnTorch's neuron constants out of the model's state dict; version 1
 (the first release) still loads, unverified."""
-
-_NEURON_KEYS = ("beta", "threshold", "graded_spikes_factor", "reset_mechanism_val")
-
 
 def tensors_digest(obj) -> str:
     """SHA-256 of every tensor in a nested dict/list, with its place, dtype and shape."""
@@ -68,7 +65,7 @@ def tensors_digest(obj) -> str:
     return h.hexdigest()
 
 
-def save_checkpoint(path: str | Path, model: CSNN, optimizer: torch.optim.Optimizer | None, cfg: Config,
+def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, cfg: Config,
                     epoch: int, history: list[dict], frame_shape: tuple[int, ...],
                     best_epoch: int | None = None, scheduler=None) -> Path:
     """Write a self-describing checkpoint atomically and durably (a killed run, a crash or a full
@@ -139,22 +136,48 @@ def model_weights(state: dict) -> dict:
     model = state["config"].get("model", {})
     learned = {name for name in ("beta", "threshold") if model.get(f"learn_{name}")}
     return {k: v for k, v in state["model"].items()
-            if not (k.startswith("lif") and k.rpartition(".")[2] in _NEURON_KEYS)
+            if not (k.startswith("lif") and k.rpartition(".")[2] in NEURON_BUFFERS)
             or k.rpartition(".")[2] in learned}
 
 
-def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu",
-                          impl: str | None = None) -> tuple[CSNN, Config]:
-    """The trained model (in eval mode on ``device``) and the configuration it was trained with.
+def model_from_checkpoint(checkpoint: str | Path | dict, device: str | torch.device = "cpu",
+                          impl: str | None = None) -> tuple[torch.nn.Module, Config]:
+    """The trained model (in eval mode on ``device``) and the configuration it was trained with,
+    from a checkpoint's path or its already loaded dict: the one way a model is rebuilt from a
+    checkpoint (``snn-eval``, a finished or a data-parallel run, the book).
 
     ``impl`` runs it with another implementation (``fast`` or ``reference``): same weights."""
-    state = load_checkpoint(path)
+    state = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
     cfg = config_from_dict(state["config"])
     if impl:
         cfg.model.impl = impl
     model = build_model(cfg.model, tuple(state["frame_shape"]))
     model.load_state_dict(model_weights(state))
     return model.to(device).eval(), cfg
+
+
+SHAPING = ("name", "channels", "kernel_size", "learn_beta", "learn_threshold")
+"""The ``model.*`` settings that shape a model's weights: ``train.init_from`` requires the same."""
+
+
+def init_weights(model: torch.nn.Module, path: str | Path, cfg: Config, frame_shape: tuple[int, ...]) -> None:
+    """``train.init_from``: load the weights of the checkpoint ``path`` into ``model``; the
+    architecture (the :data:`SHAPING` settings and the frame shape) must be the same, else a
+    one-line ConfigError."""
+    state = load_checkpoint(path)
+    old = config_from_dict(state["config"])
+    differ = [f"model.{k} {getattr(old.model, k)} -> {getattr(cfg.model, k)}" for k in SHAPING
+              if getattr(old.model, k) != getattr(cfg.model, k)]
+    if tuple(state["frame_shape"]) != tuple(frame_shape):
+        differ.append(f"frame shape {tuple(state['frame_shape'])} -> {tuple(frame_shape)}")
+    if differ:
+        raise ConfigError(f"train.init_from={path} was trained with another architecture ({'; '.join(differ)}); "
+                          "use the same model.* settings, data.n_time_bins and data.crop, or another checkpoint.")
+    try:
+        model.load_state_dict(model_weights(state), strict=True)
+    except RuntimeError as err:
+        raise ConfigError(f"train.init_from={path}: its weights do not fit this model "
+                          f"({str(err).splitlines()[0]}); use a checkpoint of the same architecture.") from None
 
 
 def repair_best(last_path: str | Path, best_path: str | Path, last: dict) -> bool:
@@ -177,5 +200,5 @@ def repair_best(last_path: str | Path, best_path: str | Path, last: dict) -> boo
     return True
 
 
-__all__ = ["FORMAT", "load_checkpoint", "model_from_checkpoint", "model_weights", "repair_best", "save_checkpoint",
+__all__ = ["FORMAT", "SHAPING", "init_weights", "load_checkpoint", "model_from_checkpoint", "model_weights", "repair_best", "save_checkpoint",
            "tensors_digest", "upgrade_config"]

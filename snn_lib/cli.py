@@ -21,7 +21,6 @@ status 2. Hydra writes no ``outputs/`` folders.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
 import os
@@ -246,20 +245,6 @@ def _make_data(cfg) -> None:
     _guarded("snn-make-data", work)
 
 
-def swept_keys(items: list[str]) -> list[str]:
-    """The keys that command-line ``items`` sweep (``seed=0,1,2``, ``train.lr=range(...)``)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    parser = OverridesParser.create()
-    keys = []
-    for item in items:
-        if "=" in item and not item.startswith(("-", "hydra")):
-            with contextlib.suppress(Exception):
-                setting = parser.parse_overrides([item])[0]
-                if setting.is_sweep_override():
-                    keys.append(setting.key_or_group)
-    return keys
-
-
 def train_help() -> str:
     """``snn-train --help``: how to call it, and every setting with its default and meaning."""
     import textwrap
@@ -296,11 +281,11 @@ def _hydra_entry(command: str, config_name: str, schema: type, task):
                 print(train_help())
             return
         try:
-            check_overrides(schema, sys.argv[1:])
+            swept = check_overrides(schema, sys.argv[1:])
         except SnnError as err:
             _fail(command, err)
         signal.signal(signal.SIGTERM, _on_sigterm)
-        os.environ[_SWEPT_ENV] = ",".join(swept_keys(sys.argv[1:]))
+        os.environ[_SWEPT_ENV] = ",".join(swept)
         try:
             hydra.main(version_base="1.3", config_path="conf", config_name=config_name)(task)()
         except KeyboardInterrupt as err:                     # a sweep stopped by Ctrl-C or SIGTERM
@@ -324,7 +309,7 @@ def report_main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     def work() -> None:
-        from .plotting import plot_runs
+        from .plotting import plot_runs, save_figure
         from .report import load_runs, report_csv, report_markdown, summarize
         from .rundir import atomic_write
 
@@ -337,11 +322,9 @@ def report_main(argv: list[str] | None = None) -> None:
         text = report_markdown(rows, args.title, command)
         curves = {(" ".join(f"{k}={v}" for k, v in r["setting"].items()) or "all runs"):
                   [run.history for run in runs if str(run.path) in r["folders"]] for r in rows}
-        buffer = io.BytesIO()
-        plot_runs(curves, title=args.title).savefig(buffer, format="png", dpi=120)
         atomic_write(out / "report.md", text)
         atomic_write(out / "report.csv", report_csv(rows))
-        atomic_write(out / "report.png", buffer.getvalue())
+        save_figure(plot_runs(curves, title=args.title), out / "report.png")
         print(text + f"\nwritten to {out}/report.md, report.csv, report.png")
     _guarded("snn-report", work)
 

@@ -17,7 +17,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 from .device import AMP_MODES
 from .errors import ConfigError, require
@@ -27,6 +27,7 @@ from .kernels import POOLS, RESETS, SURROGATES
 # The names each choice setting accepts, defined once: validation, the code that acts on a choice
 # and the tests (tests/test_config.py) all use these tuples.
 DATASETS = ("nmnist", "nmnist_sim")
+MODELS = ("csnn", "ann")
 MODEL_IMPLS = ("reference", "fast")
 LIF_IMPLS = ("auto", *LIF_KERNELS)
 LOSSES = ("ce_count", "mse_count")
@@ -97,9 +98,13 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """The convolutional SNN (the ``model.*`` settings): its layers, its LIF neurons and how a
-    spike's gradient is computed. Chapter 4 of the book builds this network."""
+    """The network (the ``model.*`` settings): which one, its layers, its LIF neurons and how a
+    spike's gradient is computed. Chapter 4 of the book builds the convolutional SNN."""
 
+    #: Which network: ``csnn`` (the convolutional SNN, 12C5-MP2-64C5-MP2-FC10 with LIF neurons)
+    #: or ``ann`` (its twin: the same layers with ReLU instead of LIF neurons, run once on the
+    #: recording's summed event frame; :mod:`snn_lib.ann`).
+    name: str = "csnn"
     #: How the forward pass runs. ``"fast"`` folds time into the batch for the stateless layers and
     #: runs each LIF layer over all steps at once (:meth:`snn_lib.model.CSNN.forward_fast`);
     #: ``"reference"`` calls snnTorch's layers step by step. Same math, same weights.
@@ -169,13 +174,13 @@ class TrainConfig:
     #: Whether to continue the run in ``{exp_root}/{exp_id}``. ``true`` continues it from its last
     #: checkpoint (the folder must hold a run), ``false`` starts a new run (the folder must hold
     #: none), ``auto`` continues if there is a run.
-    resume: Any = False
+    resume: Union[bool, str] = False
     #: CPU threads for torch; 0 keeps torch's default (in a parallel sweep, cores / jobs).
     threads: int = 0
     #: Data-parallel training. ``true`` runs one process per GPU, a number N runs N processes
     #: (on a CPU with gloo); under torchrun it is on by itself. ``batch_size`` is then the global
     #: batch.
-    distributed: Any = False
+    distributed: Union[bool, int] = False
     #: Recordings per batch when evaluating (no gradients, so it can be larger).
     eval_batch_size: int = 256
     #: How many test digits get an animation of their output spike counts in the run folder
@@ -252,6 +257,7 @@ class Config:
         require(d.sim_mix_epochs >= 0, "data.sim_mix_epochs", d.sim_mix_epochs, "0 (every epoch) or an integer >= 1")
         require(d.sim_recordings_per_image >= 1, "data.sim_recordings_per_image",
                 d.sim_recordings_per_image, "an integer >= 1")
+        require(m.name in MODELS, "model.name", m.name, " or ".join(MODELS))
         require(m.impl in MODEL_IMPLS, "model.impl", m.impl, " or ".join(MODEL_IMPLS))
         require(m.lif_impl in LIF_IMPLS, "model.lif_impl", m.lif_impl, ", ".join(LIF_IMPLS))
         require(len(m.channels) == 2 and all(c >= 1 for c in m.channels), "model.channels",
@@ -423,18 +429,23 @@ def apply_overrides(cfg: Config, items: Sequence[str]) -> Config:
     return config_from_dict(OmegaConf.to_container(node))
 
 
-def check_overrides(schema: Any, items: Sequence[str]) -> None:
+def check_overrides(schema: Any, items: Sequence[str]) -> list[str]:
     """Refuse an unknown key or a value of the wrong type among command-line ``items`` for the
     dataclass ``schema``, each value of a sweep included; hydra's own items (``hydra.*``,
-    ``+group=...``, ``~key``) and flags are left to hydra."""
+    ``+group=...``, ``~key``) and flags are left to hydra. Returns the keys that the items sweep
+    (``seed=0,1,2`` sweeps ``seed``): each item is parsed once, here, before hydra reads them."""
     from omegaconf import OmegaConf
     base = OmegaConf.structured(schema)
+    swept = []
     for item in items:
         if item.startswith(("-", "hydra", "+", "~")) or "=" not in item:
             continue
         setting = _parse_setting(item)
         for value in _values(setting):
             _set_setting(base.copy(), item, setting.key_or_group, value)
+        if setting.is_sweep_override():
+            swept.append(setting.key_or_group)
+    return swept
 
 
 def _setting_text(value: Any) -> str:
@@ -472,7 +483,7 @@ def to_overrides(cfg: Config, base: Config | None = None) -> list[str]:
     return [f"{key}={_setting_text(value)}" for key, value in mine.items() if theirs.get(key) != value]
 
 
-__all__ = ["AMP_MODES", "AUGMENTATIONS", "DATASETS", "LIF_IMPLS", "LOSSES", "LR_SCHEDULES", "MODEL_IMPLS", "POOLS",
+__all__ = ["AMP_MODES", "AUGMENTATIONS", "DATASETS", "LIF_IMPLS", "LOSSES", "LR_SCHEDULES", "MODELS", "MODEL_IMPLS", "POOLS",
            "RESETS", "RESUME_MODES", "SELECT_ON",
            "SURROGATES", "Config",
            "DataConfig", "ModelConfig", "TrainConfig", "apply_overrides", "check_overrides", "config_from_dict",

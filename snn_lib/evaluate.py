@@ -62,7 +62,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data_overrides: dict | None = No
     was trained on them; ``data_overrides`` (name, root, ...) choose the recordings. ``split`` is
     ``"test"``, ``"val"`` (the validation split) or ``"train"`` as the run drew them (``"train"``
     leaves the held-out recordings out, and is never augmented nor mixed with simulated
-    recordings). With ``cost``, ``result["cost"]`` holds
+    recordings). With ``cost``, ``result["cost"]`` of a CSNN holds
     :func:`snn_lib.cost.measure_cost` over the same recordings.
     """
     dev = resolve_device(device)
@@ -73,7 +73,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data_overrides: dict | None = No
     frames, labels = load_split(data, split)
     loader = FrameLoader(frames, labels, batch_size, device=dev)
     result = evaluate(model, loader, device=dev)
-    if cost:
+    if cost and cfg.model.name == "csnn":                    # spikes and synaptic operations
         result["cost"] = measure_cost(model, loader, device=dev)
     return {"checkpoint": str(checkpoint), "data": vars(data), "split": split, **result}
 

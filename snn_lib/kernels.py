@@ -409,6 +409,17 @@ def pool2d(x: torch.Tensor, pool: str = "max") -> torch.Tensor:
     raise ValueError(f"unknown pool {pool!r}: use one of {', '.join(POOLS)}")
 
 
+def flat_features(input_size: int, channels: int, kernel_size: int) -> int:
+    """Inputs of the fully connected layer: ``channels * side**2`` after two conv+pool stages."""
+    side = input_size
+    for _ in range(2):
+        side = (side - kernel_size + 1) // 2
+    if side < 1:
+        raise ValueError(f"{input_size}x{input_size} frames are too small for two {kernel_size}x{kernel_size} "
+                         "conv + 2x2 pool stages")
+    return channels * side * side
+
+
 def conv_pool(conv: torch.nn.Conv2d, x: torch.Tensor, channels_last: bool = False, pool: str = "max") -> torch.Tensor:
     """``pool2d(conv(x), pool)`` computing only the convolution outputs the pooling reads.
 
@@ -520,5 +531,6 @@ class ConvPool(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None, None
 
 
-__all__ = ["LIF_IMPLS", "POOLS", "RESETS", "SURROGATES", "ConvPool", "LIFFused", "compiling", "conv_pool", "lif_fused",
+__all__ = ["LIF_IMPLS", "POOLS", "RESETS", "SURROGATES", "ConvPool", "LIFFused", "compiling", "conv_pool", "flat_features",
+           "lif_fused",
            "lif_kernel", "lif_scan", "pool2d", "surrogate_grad"]

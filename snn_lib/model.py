@@ -42,25 +42,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .ann import ANN
 from .config import LOSSES, ModelConfig
 from .errors import ConfigError
-from .kernels import compiling, conv_pool, lif_kernel, pool2d
+from .kernels import compiling, conv_pool, flat_features, lif_kernel, pool2d  # noqa: F401 (flat_features: here too)
 from .neurons import spike_fn
 
 NEURON_BUFFERS = ("beta", "threshold", "graded_spikes_factor", "reset_mechanism_val")
 """snnTorch ``Leaky``'s constant buffers: kept out of the state dict (the config holds the values).
 A learnable ``beta`` or ``threshold`` is a parameter instead, and saved."""
-
-
-def flat_features(input_size: int, channels: int, kernel_size: int) -> int:
-    """Inputs of the fully connected layer: ``channels * side**2`` after two conv+pool stages."""
-    side = input_size
-    for _ in range(2):
-        side = (side - kernel_size + 1) // 2
-    if side < 1:
-        raise ValueError(f"{input_size}x{input_size} frames are too small for two {kernel_size}x{kernel_size} "
-                         "conv + 2x2 pool stages")
-    return channels * side * side
 
 
 def check_input_size(cfg: ModelConfig, input_size: int) -> None:
@@ -169,16 +159,20 @@ def resolve_lif_impl(lif_impl: str, device: torch.device) -> str:
     return lif_impl
 
 
-def build_model(cfg: ModelConfig, frame_shape: tuple[int, ...]) -> CSNN:
-    """A CSNN for frames of shape ``(T, 2, H, W)`` (square, as N-MNIST's 34x34 or a crop)."""
+def build_model(cfg: ModelConfig, frame_shape: tuple[int, ...]) -> nn.Module:
+    """The network ``model.name`` names, for frames of shape ``(T, 2, H, W)`` (square, as
+    N-MNIST's 34x34 or a crop): the CSNN, or its ANN twin (:mod:`snn_lib.ann`). Every model takes
+    time-first frames and returns ``(out [T', B, C], mem)``, so one loop trains them all."""
     _, polarities, height, width = frame_shape
     if polarities != 2 or height != width:
         raise ValueError(f"expected frames (T, 2, S, S), got {tuple(frame_shape)}")
+    if cfg.name == "ann":
+        return ANN(cfg, input_size=height)
     return CSNN(cfg, input_size=height)
 
 
 def spike_counts(spk: torch.Tensor) -> torch.Tensor:
-    """Output spikes per class: ``[T, B, C]`` -> ``[B, C]``."""
+    """Output spikes per class: ``[T, B, C]`` -> ``[B, C]`` (an ANN's scores: ``[1, B, C]``)."""
     return spk.sum(0)
 
 

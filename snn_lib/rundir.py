@@ -1,4 +1,5 @@
-"""The run folder ``exp/{exp_id}``: one run at a time, what counts as a run, files that survive a crash.
+"""The run folder ``exp/{exp_id}``: one run at a time, what counts as a run, what it records, and
+whether it may be resumed.
 
 * **One run per folder.** :class:`RunLock` holds an exclusive operating-system lock
   (``fcntl.flock``) on ``{run_dir}/.lock`` for the whole run. The lock dies with its process
@@ -6,9 +7,14 @@
   folder is refused and told which process holds it.
 * **What counts as a run.** Any of :data:`ARTEFACTS` (or a spike animation) in the folder:
   :func:`run_artefacts` lists them.
-* **Atomic and durable files.** :func:`atomic_write` writes a temporary file, flushes it to the
-  disk (``fsync``), renames it over the target and flushes the folder, so that after a crash or
-  a power cut the target holds either its old or its new content, whole.
+* **What a run records.** :class:`RunFolder` is the ``on_epoch`` of :func:`snn_lib.train.fit`:
+  after each epoch it writes ``last.pt``, then ``best.pt`` when the epoch is the new best, then
+  ``metrics.csv`` and the curves; at the end, the spike animations. The training loop knows
+  nothing of files, and this module is the one that draws (through :mod:`snn_lib.plotting`).
+* **Resuming.** :func:`resume_state` says what a folder holds for a configuration: nothing to
+  resume, or the last checkpoint, after checking that it is the same run (:func:`check_resume`).
+* **Atomic and durable files.** Every file is written with :func:`snn_lib.files.atomic_write`
+  (re-exported here): whole or not at all.
 """
 
 from __future__ import annotations
@@ -22,7 +28,13 @@ import socket
 import time
 from pathlib import Path
 
-from .errors import SnnError, file_error
+import torch
+
+from .checkpoint import load_checkpoint, repair_best, save_checkpoint, upgrade_config
+from .config import Config, config_from_dict, config_to_dict, config_to_yaml
+from .errors import ConfigError, SnnError, file_error
+from .files import atomic_write
+from .plotting import animate_spike_counts, plot_test_acc, plot_train_loss, save_figure, save_gif
 
 try:
     import fcntl
@@ -49,41 +61,6 @@ def run_artefacts(run_dir: str | Path) -> list[str]:
     found = [name for name in ARTEFACTS if (run_dir / name).exists()]
     found += [p.name for p in run_dir.glob("spike_bar_*.gif")]
     return sorted(found)
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):                   # not every file system can sync a folder
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def atomic_write(path: str | Path, data: bytes | str) -> Path:
-    """Write ``data`` to ``path`` atomically and durably (see the module docstring), creating its
-    folder if needed.
-
-    A failure (disk full, read-only folder, ...) removes the temporary file, leaves ``path`` as it
-    was, and raises a one-line SnnError naming the file and the cause."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    payload = data.encode() if isinstance(data, str) else data
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:                         # Ctrl-C included: no .tmp is left behind
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(err, OSError):
-            raise file_error("write", path, err) from None
-        raise
-    _fsync_dir(path.parent)
-    return path
 
 
 class RunLock:
@@ -180,5 +157,170 @@ def log_to(path: Path):
         handler.close()
 
 
-__all__ = ["ARTEFACTS", "LOCK_NAME", "METRICS", "RunBusyError", "RunLock", "atomic_write", "chosen_epoch", "log_to",
-           "read_metrics_csv", "run_artefacts", "write_metrics_csv"]
+# ---- which split chooses best.pt --------------------------------------------------------------
+
+def selected_on(cfg: Config) -> str:
+    """The split that chooses ``best.pt`` and early stopping: ``train.select_on``, or ``test``
+    when the run has no validation split."""
+    return cfg.train.select_on if cfg.data.val_from_train > 0 else "test"
+
+
+# ---- what a run records ----------------------------------------------------------------------
+
+class RunFolder:
+    """The files of one run, recorded epoch by epoch: pass :meth:`record` as ``on_epoch`` to
+    :func:`snn_lib.train.fit`. Only process 0 of a data-parallel run writes (``writes=False`` for
+    the others, which only follow the epochs). ``last_epoch`` is the epoch ``last.pt`` holds."""
+
+    def __init__(self, run_dir: str | Path, cfg: Config, frame_shape: tuple[int, ...], writes: bool = True,
+                 last_epoch: int = 0):
+        self.run_dir, self.cfg, self.frame_shape, self.writes = Path(run_dir), cfg, tuple(frame_shape), writes
+        self.last_epoch = last_epoch
+        self.recording = False              # True while an epoch's files are being written
+
+    @property
+    def last_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "best.pt"
+
+    def start(self) -> None:
+        """The folder's ``checkpoints/`` and ``config.yaml`` (the config as this process runs it)."""
+        if self.writes:
+            (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+            atomic_write(self.run_dir / "config.yaml", config_to_yaml(self.cfg))
+
+    def record(self, end) -> None:
+        """After an epoch (a :class:`snn_lib.train.EpochEnd`): ``last.pt`` first, naming the epoch
+        ``best.pt`` must hold, then ``best.pt`` (see :func:`snn_lib.checkpoint.repair_best`), then
+        ``metrics.csv`` and the two curves."""
+        if not self.writes:
+            self.last_epoch = end.epoch
+            return
+        self.recording = True
+        save = (end.model, end.optimizer, self.cfg, end.epoch, end.history, self.frame_shape, end.best_epoch,
+                end.scheduler)
+        save_checkpoint(self.last_path, *save)
+        self.last_epoch = end.epoch
+        if end.improved:
+            save_checkpoint(self.best_path, *save)
+        write_metrics_csv(self.run_dir / "metrics.csv", end.history)
+        save_figure(plot_train_loss(end.history), self.run_dir / "train_loss.png")
+        save_figure(plot_test_acc(end.history), self.run_dir / "test_acc.png")
+        self.recording = False
+
+    def animate(self, model: torch.nn.Module, loader, count: int, device: torch.device) -> list[Path]:
+        """``spike_bar_{i}_target{t}.gif`` of ``count`` test digits (none for a network without
+        spikes, the ANN twin)."""
+        if not self.writes or self.cfg.model.name == "ann":
+            return []
+        return save_spike_animations(model, loader, self.run_dir, count, device)
+
+
+def save_spike_animations(model: torch.nn.Module, loader, run_dir: Path, count: int,
+                          device: torch.device) -> list[Path]:
+    """``spike_bar_{i}_target{t}.gif`` for the first ``count`` test digits of distinct classes where possible."""
+    labels = loader.labels.cpu()
+    first_of_class: dict[int, int] = {}                           # one digit per class first
+    for i, label in enumerate(labels.tolist()):
+        first_of_class.setdefault(label, i)
+    chosen = sorted(first_of_class.values())[:count]
+    chosen += [i for i in range(len(labels)) if i not in chosen][:count - len(chosen)]
+    if not chosen:
+        return []
+    model.eval()
+    index = torch.tensor(chosen, device=loader.frames.device)
+    with torch.no_grad():
+        spk, _ = model(loader.frames[index].float().transpose(0, 1).to(device))   # [T, n, 10]
+    paths = []
+    for i, sample in enumerate(chosen):
+        target = int(labels[sample])
+        path = run_dir / f"spike_bar_{i}_target{target}.gif"
+        save_gif(animate_spike_counts(spk[:, i], target), path)
+        paths.append(path)
+    return paths
+
+
+# ---- resuming ----------------------------------------------------------------------------------
+
+def resume_state(cfg: Config, run_dir: Path) -> dict | None:
+    """What the run folder holds for ``cfg``: None to start afresh, or the last checkpoint to
+    continue from. Refuses (one-line ConfigError) to overwrite a run, and (``train.resume=true``)
+    to resume nothing; ``train.resume=auto`` continues a run where there is one."""
+    artefacts = run_artefacts(run_dir)
+    last_path = run_dir / "checkpoints" / "last.pt"
+    if cfg.train.resume is False or (cfg.train.resume == "auto" and not artefacts):
+        if artefacts:
+            raise ConfigError(f"{run_dir} already holds a run ({', '.join(artefacts)}); set train.resume=true to "
+                              "continue it, or choose another exp_id.")
+        return None
+    if not artefacts:
+        others = sorted(p.name for p in run_dir.parent.iterdir() if p.is_dir() and run_artefacts(p)) \
+            if run_dir.parent.is_dir() else []
+        known = f" (runs in {run_dir.parent}: {', '.join(others[:8])}{', ...' if len(others) > 8 else ''})" \
+            if others else ""
+        raise ConfigError(f"train.resume=true but {run_dir} holds no run to resume: check exp_id{known}, or leave "
+                          "train.resume out to start a new run.")
+    if not last_path.is_file():                      # stopped before its first epoch ended
+        if (run_dir / "config.yaml").is_file():
+            import yaml
+            old = config_from_dict(upgrade_config(yaml.safe_load((run_dir / "config.yaml").read_text()) or {}))
+            check_same_run(old, cfg, run_dir / "config.yaml")
+        return None
+    state = load_checkpoint(last_path)
+    check_resume(config_from_dict(state["config"]), cfg, last_path)
+    return state
+
+
+def check_same_run(old: Config, cfg: Config, path: Path) -> None:
+    """Resuming continues the same run: the data, model and seed must be those of ``path``."""
+    for part in ("data", "model"):
+        before, after = config_to_dict(getattr(old, part)), config_to_dict(getattr(cfg, part))
+        if before != after:
+            differ = ", ".join(f"{part}.{k} {before.get(k)} -> {after[k]}" for k in after if before.get(k) != after[k])
+            hint = (" (the run was made before the validation split: resume it with data.val_from_train=0)"
+                    if part == "data" and "val_from_train" in differ and before.get("val_from_train") == 0 else "")
+            raise ConfigError(f"train.resume=true but the {part} settings differ from those in {path} ({differ})"
+                              f"{hint}; resume with the same {part}.* settings, or start a new exp_id.")
+    if old.seed != cfg.seed:
+        raise ConfigError(f"train.resume=true but seed={cfg.seed} differs from the run's seed={old.seed} ({path}); "
+                          f"resume with seed={old.seed}, or start a new exp_id.")
+
+
+REFUSED_ON_RESUME = ("lr_schedule", "init_from")
+"""train.* settings a resumed run cannot change: the schedule's state and the starting weights
+belong to the run (and so does the split that chooses best.pt, :func:`selected_on`)."""
+
+
+def check_resume(old: Config, cfg: Config, path: Path) -> None:
+    """Refuse, in one line, to resume the run of ``path`` (made with ``old``) with ``cfg``: other
+    data, model or seed (:func:`check_same_run`), a train.* setting of :data:`REFUSED_ON_RESUME`,
+    another split choosing best.pt, or more epochs under a learning-rate schedule."""
+    check_same_run(old, cfg, path)
+    for key in REFUSED_ON_RESUME:
+        if getattr(old.train, key) != getattr(cfg.train, key):
+            raise ConfigError(f"train.resume=true but train.{key}={getattr(cfg.train, key)!r} differs from the "
+                              f"run's {getattr(old.train, key)!r} ({path}); resume with the run's value, or start a "
+                              "new exp_id.")
+    if selected_on(old) != selected_on(cfg):
+        raise ConfigError(f"train.resume=true but best.pt would be chosen on the {selected_on(cfg)} split, and the "
+                          f"run chose it on the {selected_on(old)} split ({path}); resume with "
+                          f"train.select_on={selected_on(old)}, or start a new exp_id.")
+    if cfg.train.lr_schedule != "none" and old.train.num_epochs != cfg.train.num_epochs:
+        raise ConfigError(f"train.resume=true but train.num_epochs={cfg.train.num_epochs} differs from the run's "
+                          f"{old.train.num_epochs}, over which its train.lr_schedule={cfg.train.lr_schedule} was "
+                          "planned; resume with the run's num_epochs, or start a new exp_id with init_from.")
+
+
+def train_changes(old: Config, cfg: Config) -> list[str]:
+    """The train.* settings that differ on resume, as 'train.lr 0.002 -> 0.001'."""
+    before, after = config_to_dict(old.train), config_to_dict(cfg.train)
+    return [f"train.{k} {before[k]} -> {after[k]}" for k in after if k != "resume" and before.get(k) != after[k]]
+
+
+__all__ = ["ARTEFACTS", "LOCK_NAME", "METRICS", "REFUSED_ON_RESUME", "RunBusyError", "RunFolder", "RunLock",
+           "atomic_write", "check_resume", "check_same_run", "chosen_epoch", "log_to", "read_metrics_csv",
+           "resume_state", "run_artefacts", "save_spike_animations", "selected_on", "train_changes",
+           "write_metrics_csv"]

@@ -1,6 +1,14 @@
-"""Training of the CSNN and the run folder.
+"""Training: one step, one epoch, the loop over epochs (:func:`fit`) and a whole run.
 
-``run_training(cfg)`` is everything ``snn-train`` does, as a plain function a notebook can call::
+:func:`fit` is the loop, for any network that takes time-first frames and returns ``(out, mem)``
+(the CSNN, its ANN twin): it trains, evaluates after each epoch, and hands each epoch's metrics
+to ``on_epoch``; it knows nothing of files. Chapters, scripts and :func:`run_training` all call it::
+
+    model = build_model(cfg.model, loaders.frame_shape)
+    result = fit(model, loaders, cfg.train, on_epoch=folder.record)
+
+``run_training(cfg)`` is everything ``snn-train`` does, as a plain function a notebook can call:
+the lock, resume, data, model and :func:`fit`, recorded by a :class:`~snn_lib.rundir.RunFolder`::
 
     result = run_training(Config(exp_id="demo",
                                  data=DataConfig(name="nmnist_sim")))
@@ -23,41 +31,46 @@ since it. The test set is evaluated every epoch for the record only. ``train.sel
 chooses on the test set instead (logged as such); so does a run without a validation split.
 
 One step of training, :func:`train_step`, is used everywhere: by :func:`train_epoch` (and so by
-``snn-train``), by the speed benchmarks and by the book.
+:func:`fit` and ``snn-train``), by the speed benchmarks and by the book.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import io
 import logging
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .checkpoint import load_checkpoint, model_weights, repair_best, save_checkpoint, upgrade_config
-from .config import Config, TrainConfig, config_from_dict, config_to_dict, config_to_yaml
+from .checkpoint import init_weights, load_checkpoint, model_from_checkpoint, model_weights, repair_best
+from .config import Config, TrainConfig, config_from_dict, config_to_dict
 from .data import FrameLoader, Loaders, make_loaders
 from .device import autocast, check_amp, configure_backends, grad_scaler, keep_freed_cpu_memory, resolve_device
 from .distributed import World, all_reduce_sum, barrier, device_of, from_main, process_group, world_from_env, wrap
 from .errors import ConfigError, SnnError, file_error
 from .evaluate import evaluate
-from .model import CSNN, build_model, check_input_size, make_loss, predict
+from .model import build_model, check_input_size, make_loss, predict
 from .progress import progress
-from .plotting import animate_spike_counts, plot_test_acc, plot_train_loss, save_gif
-from .rundir import LOCK_NAME, RunLock, atomic_write, log_to, run_artefacts, write_metrics_csv
+from .rundir import (LOCK_NAME, RunFolder, RunLock, chosen_epoch, log_to, resume_state, run_artefacts, selected_on,
+                     train_changes, write_metrics_csv)
 
 log = logging.getLogger("snn_lib")
 
 
 class NonFiniteLoss(SnnError):
-    """The training loss became NaN or infinite (a learning rate too large, or bad data)."""
+    """The training loss became NaN or infinite (a learning rate too large, or bad data);
+    ``epoch``: the epoch it happened in, where known."""
+
+    def __init__(self, message: str, epoch: int | None = None):
+        super().__init__(message)
+        self.epoch = epoch
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -73,7 +86,7 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def prepare_model(model: CSNN, cfg: TrainConfig, device: torch.device, world: World = World()) -> torch.nn.Module:
+def prepare_model(model: torch.nn.Module, cfg: TrainConfig, device: torch.device, world: World = World()) -> torch.nn.Module:
     """The model on ``device`` with the GPU options of ``cfg`` applied, in DistributedDataParallel
     for a data-parallel run (the returned module may be a wrapper; ``model`` keeps the weights)."""
     configure_backends(device)
@@ -177,53 +190,7 @@ REFRESH_STEPS = 50
 waits for the GPU)."""
 
 
-# ---- the run ----------------------------------------------------------------------------------
-
-def save_spike_animations(model: torch.nn.Module, loader: FrameLoader, run_dir: Path, count: int,
-                          device: torch.device) -> list[Path]:
-    """``spike_bar_{i}_target{t}.gif`` for the first ``count`` test digits of distinct classes where possible."""
-    labels = loader.labels.cpu()
-    first_of_class = {}                                           # one digit per class first
-    for i, label in enumerate(labels.tolist()):
-        first_of_class.setdefault(label, i)
-    chosen = sorted(first_of_class.values())[:count]
-    chosen += [i for i in range(len(labels)) if i not in chosen][:count - len(chosen)]
-    if not chosen:
-        return []
-    model.eval()
-    index = torch.tensor(chosen, device=loader.frames.device)
-    with torch.no_grad():
-        spk, _ = model(loader.frames[index].float().transpose(0, 1).to(device))   # [T, n, 10]
-    paths = []
-    for i, sample in enumerate(chosen):
-        target = int(labels[sample])
-        path = run_dir / f"spike_bar_{i}_target{target}.gif"
-        save_gif(animate_spike_counts(spk[:, i], target), path)
-        paths.append(path)
-    return paths
-
-
-@dataclass
-class RunResult:
-    run_dir: Path
-    history: list[dict] = field(default_factory=list)
-    best_test_acc: float = 0.0          # the test accuracy of best.pt's epoch (chosen on select_on)
-    model: CSNN | None = None           # with the weights of the best epoch
-    loaders: Loaders | None = None      # the data the run used, still in memory
-    best_epoch: int = 0                 # the epoch best.pt holds
-    selected_on: str = "val"            # the split that chose it: "val" or "test"
-
-
-def selected_on(cfg: Config) -> str:
-    """The split that chooses ``best.pt`` and early stopping: ``train.select_on``, or ``test``
-    when the run has no validation split."""
-    return cfg.train.select_on if cfg.data.val_from_train > 0 else "test"
-
-
-def stops_early(history: list[dict], best_epoch: int | None, patience: int) -> bool:
-    """``train.early_stop``: True when ``patience`` epochs (> 0) have passed since ``best_epoch``."""
-    return bool(patience and history and best_epoch is not None and history[-1]["epoch"] - best_epoch >= patience)
-
+# ---- the loop over epochs ----------------------------------------------------------------------
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """Adam at ``train.lr``; AdamW (decoupled weight decay) when ``train.weight_decay`` > 0."""
@@ -232,7 +199,7 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     return torch.optim.Adam(model.parameters(), lr=cfg.lr)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler | None:
     """The ``train.lr_schedule`` of ``optimizer``, stepped once per epoch; None for ``none``."""
     if cfg.lr_schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.num_epochs)
@@ -241,25 +208,127 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
     return None
 
 
-def init_weights(model: CSNN, path: str, cfg: Config, frame_shape: tuple[int, ...]) -> None:
-    """``train.init_from``: load the weights of the checkpoint ``path`` into ``model``; the
-    architecture (model settings that shape the weights, and the frame shape) must be the same,
-    else a one-line ConfigError."""
-    state = load_checkpoint(path)
-    old = config_from_dict(upgrade_config(state["config"]))
-    shaping = ("channels", "kernel_size", "learn_beta", "learn_threshold")
-    differ = [f"model.{k} {getattr(old.model, k)} -> {getattr(cfg.model, k)}" for k in shaping
-              if getattr(old.model, k) != getattr(cfg.model, k)]
-    if tuple(state["frame_shape"]) != tuple(frame_shape):
-        differ.append(f"frame shape {tuple(state['frame_shape'])} -> {tuple(frame_shape)}")
-    if differ:
-        raise ConfigError(f"train.init_from={path} was trained with another architecture ({'; '.join(differ)}); "
-                          "use the same model.* settings, data.n_time_bins and data.crop, or another checkpoint.")
+def stops_early(history: list[dict], best_epoch: int | None, patience: int) -> bool:
+    """``train.early_stop``: True when ``patience`` epochs (> 0) have passed since ``best_epoch``."""
+    return bool(patience and history and best_epoch is not None and history[-1]["epoch"] - best_epoch >= patience)
+
+
+@dataclass
+class FitState:
+    """Where :func:`fit` starts: empty for a new run; for a resumed one, the epochs already
+    trained (their metrics rows), the epoch ``best.pt`` holds, and the optimizer's and the
+    learning-rate schedule's state dicts (from the last checkpoint)."""
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int | None = None
+    optimizer: dict | None = None
+    scheduler: dict | None = None
+
+
+@dataclass
+class EpochEnd:
+    """What :func:`fit` hands ``on_epoch`` after each epoch (all a run folder records)."""
+    epoch: int
+    history: list[dict]                   # the metrics of every epoch so far, this one last
+    best_epoch: int | None                # the epoch the selecting split chose so far
+    improved: bool                        # this epoch is that best one
+    model: torch.nn.Module                # the weights after this epoch (not a wrapper)
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+
+
+@dataclass
+class FitResult:
+    history: list[dict]                   # one metrics row per epoch (metrics.csv)
+    best_epoch: int | None                # the epoch the selecting split chose
+    stopped_early: bool = False           # train.early_stop ended it
+
+
+def fit(model: torch.nn.Module, loaders: Loaders, cfg: TrainConfig, *, device: torch.device | str | None = None,
+        select: str = "val", start: FitState | None = None, on_epoch: Callable[[EpochEnd], None] | None = None,
+        world: World = World(), loss_fn=None) -> FitResult:
+    """Train ``model`` on ``loaders.train`` up to epoch ``cfg.num_epochs``, evaluating it on the
+    validation (if any) and test splits after each epoch, and calling ``on_epoch`` then.
+
+    ``select`` is the split whose accuracy chooses the best epoch and early stopping
+    (:func:`snn_lib.rundir.chosen_epoch`); ``start`` continues a resumed run exactly (its history,
+    best epoch, optimizer and schedule). ``device``: default the model's. ``loss_fn``: default the
+    loss ``cfg.loss`` names. A loss or weight that becomes non-finite raises
+    :class:`NonFiniteLoss`, naming the step and the epoch."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    start = start or FitState()
+    net = prepare_model(model, cfg, device, world)            # on the device before the optimizer:
+    optimizer, scheduler = _optimizer_and_schedule(model, cfg, start)   # its state follows the parameters
+    loss_fn = loss_fn or make_loss(cfg.loss)
+    scaler = grad_scaler(cfg.amp, device)
+    history, best_epoch = list(start.history), start.best_epoch
+    for epoch in range(history[-1]["epoch"] + 1 if history else 1, cfg.num_epochs + 1):
+        if stops_early(history, best_epoch, cfg.early_stop):
+            log.info("early stop after epoch %d: no better %s accuracy for %d epochs (train.early_stop)",
+                     epoch - 1, select, cfg.early_stop)
+            return FitResult(history, best_epoch, stopped_early=True)
+        history.append(run_epoch(net, model, loaders, optimizer, loss_fn, cfg, device, epoch, scaler))
+        if scheduler is not None:
+            scheduler.step()
+        chosen = chosen_epoch(history, select)
+        improved = chosen is not None and chosen["epoch"] == epoch
+        best_epoch = epoch if improved else best_epoch
+        if on_epoch is not None:
+            on_epoch(EpochEnd(epoch, history, best_epoch, improved, model, optimizer, scheduler))
+    return FitResult(history, best_epoch)
+
+
+def _optimizer_and_schedule(model: torch.nn.Module, cfg: TrainConfig, start: FitState):
+    """The optimizer and schedule of ``cfg``, with ``start``'s state restored where it has one
+    (the learning rate: the schedule's, or ``cfg.lr``, which a resumed run may change)."""
+    optimizer = make_optimizer(model, cfg)
+    scheduler = make_scheduler(optimizer, cfg)
+    if start.optimizer is not None:
+        optimizer.load_state_dict(start.optimizer)
+        if scheduler is not None and start.scheduler is not None:
+            scheduler.load_state_dict(start.scheduler)
+        lrs = scheduler.get_last_lr() if scheduler is not None else [cfg.lr] * len(optimizer.param_groups)
+        for group, lr in zip(optimizer.param_groups, lrs):
+            group["lr"] = lr
+    return optimizer, scheduler
+
+
+def run_epoch(net: torch.nn.Module, model: torch.nn.Module, loaders: Loaders, optimizer: torch.optim.Optimizer,
+              loss_fn, cfg: TrainConfig, device: torch.device, epoch: int,
+              scaler: torch.amp.GradScaler | None = None) -> dict:
+    """One epoch of :func:`fit`: train ``net`` (``model``, or its compiled or data-parallel
+    wrapper), then evaluate ``model`` on the validation and test splits. Returns its metrics
+    row (the columns of ``metrics.csv``), logged as one line."""
+    lr = optimizer.param_groups[0]["lr"]
+    loaders.train.set_epoch(epoch)
     try:
-        model.load_state_dict(model_weights(state), strict=True)
-    except RuntimeError as err:
-        raise ConfigError(f"train.init_from={path}: its weights do not fit this model "
-                          f"({str(err).splitlines()[0]}); use a checkpoint of the same architecture.") from None
+        stats = train_epoch(net, loaders.train, optimizer, loss_fn, cfg, device,
+                            desc=f"epoch {epoch}/{cfg.num_epochs}", scaler=scaler)
+    except NonFiniteLoss as err:
+        raise NonFiniteLoss(f"{err} of epoch {epoch} (train.lr={cfg.lr})", epoch=epoch) from None
+    none = {"loss": float("nan"), "accuracy": float("nan")}
+    val = evaluate(model, loaders.val, loss_fn, device, amp=cfg.amp) if loaders.val is not None else none
+    test = evaluate(model, loaders.test, loss_fn, device, amp=cfg.amp)   # uncompiled: one compile
+    row = {"epoch": epoch, "train_loss": stats["loss"], "train_acc": stats["acc"], "val_loss": val["loss"],
+           "val_acc": val["accuracy"], "test_loss": test["loss"], "test_acc": test["accuracy"], "lr": lr,
+           "epoch_seconds": stats["seconds"], "samples_per_second": stats["samples"] / stats["seconds"]}
+    log.info("epoch %d/%d | train loss %.4f acc %.2f%% | val loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | "
+             "lr %.2g | %.1f s, %.0f samples/s", epoch, cfg.num_epochs, row["train_loss"], 100 * row["train_acc"],
+             row["val_loss"], 100 * row["val_acc"], row["test_loss"], 100 * row["test_acc"], lr,
+             row["epoch_seconds"], row["samples_per_second"])
+    return row
+
+
+# ---- a whole run --------------------------------------------------------------------------------
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    history: list[dict] = field(default_factory=list)
+    best_test_acc: float = 0.0          # the test accuracy of best.pt's epoch (chosen on select_on)
+    model: torch.nn.Module | None = None   # with the weights of the best epoch
+    loaders: Loaders | None = None      # the data the run used, still in memory
+    best_epoch: int = 0                 # the epoch best.pt holds
+    selected_on: str = "val"            # the split that chose it: "val" or "test"
 
 
 def loaders_on(loaders: Loaders, device: torch.device) -> Loaders:
@@ -272,60 +341,6 @@ def loaders_on(loaders: Loaders, device: torch.device) -> Loaders:
             loader.frames, loader.labels = loader.frames.to(device), loader.labels.to(device)
         moved.append(loader)
     return Loaders(train=moved[0], test=moved[1], val=moved[2])
-
-
-def _resume_state(cfg: Config, run_dir: Path) -> dict | None:
-    """What the run folder holds for ``cfg``: None to start afresh, or the last checkpoint to
-    continue from. Refuses (one-line ConfigError) to overwrite a run, and (``train.resume=true``)
-    to resume nothing; ``train.resume=auto`` continues a run where there is one."""
-    artefacts = run_artefacts(run_dir)
-    last_path = run_dir / "checkpoints" / "last.pt"
-    if cfg.train.resume is False or (cfg.train.resume == "auto" and not artefacts):
-        if artefacts:
-            raise ConfigError(f"{run_dir} already holds a run ({', '.join(artefacts)}); set train.resume=true to "
-                              "continue it, or choose another exp_id.")
-        return None
-    if not artefacts:
-        others = sorted(p.name for p in run_dir.parent.iterdir() if p.is_dir() and run_artefacts(p))
-        known = f" (runs in {run_dir.parent}: {', '.join(others[:8])}{', ...' if len(others) > 8 else ''})" \
-            if others else ""
-        raise ConfigError(f"train.resume=true but {run_dir} holds no run to resume: check exp_id{known}, or leave "
-                          "train.resume out to start a new run.")
-    if not last_path.is_file():                      # stopped before its first epoch ended
-        if (run_dir / "config.yaml").is_file():
-            import yaml
-            old = config_from_dict(upgrade_config(yaml.safe_load((run_dir / "config.yaml").read_text()) or {}))
-            _check_same_run(old, cfg, run_dir / "config.yaml")
-        return None
-    state = load_checkpoint(last_path)
-    _check_same_run(config_from_dict(state["config"]), cfg, last_path)
-    return state
-
-
-def _check_same_run(old: Config, cfg: Config, path: Path) -> None:
-    """Resuming continues the same run: the data, model and seed must be those of ``path``."""
-    for part in ("data", "model"):
-        before, after = config_to_dict(getattr(old, part)), config_to_dict(getattr(cfg, part))
-        if before != after:
-            differ = ", ".join(f"{part}.{k} {before.get(k)} -> {after[k]}" for k in after if before.get(k) != after[k])
-            hint = (" (the run was made before the validation split: resume it with data.val_from_train=0)"
-                    if part == "data" and "val_from_train" in differ and before.get("val_from_train") == 0 else "")
-            raise ConfigError(f"train.resume=true but the {part} settings differ from those in {path} ({differ})"
-                              f"{hint}; resume with the same {part}.* settings, or start a new exp_id.")
-    if old.seed != cfg.seed:
-        raise ConfigError(f"train.resume=true but seed={cfg.seed} differs from the run's seed={old.seed} ({path}); "
-                          f"resume with seed={old.seed}, or start a new exp_id.")
-
-
-def _train_changes(old: Config, cfg: Config) -> list[str]:
-    """The train.* settings that differ on resume, as 'train.lr 0.002 -> 0.001'."""
-    before, after = config_to_dict(old.train), config_to_dict(cfg.train)
-    return [f"train.{k} {before[k]} -> {after[k]}" for k in after if k != "resume" and before.get(k) != after[k]]
-
-
-_REFUSED_ON_RESUME = ("lr_schedule", "init_from")
-"""train.* settings a resumed run cannot change: the schedule's state and the starting weights
-belong to the run (and so does the split that chooses best.pt, :func:`selected_on`)."""
 
 
 def run_training(cfg: Config, loaders: Loaders | None = None) -> RunResult:
@@ -355,8 +370,10 @@ def run_training(cfg: Config, loaders: Loaders | None = None) -> RunResult:
     try:
         with process_group(world, device), (RunLock(run_dir) if world.main else contextlib.nullcontext()), \
                 _logging_on(world.main):
-            resume_state = from_main(world, lambda: _resume_state(cfg, run_dir))
-            return _run(cfg, run_dir, device, resume_state, loaders, world)
+            state = from_main(world, lambda: resume_state(cfg, run_dir))
+            if state is not None and _done(cfg, state) and (run_dir / "checkpoints" / "best.pt").is_file():
+                return _finished(cfg, run_dir, state)
+            return _run(cfg, run_dir, device, state, loaders, world)
     finally:
         if world.main and created is not None and not run_artefacts(run_dir):   # nothing written:
             with contextlib.suppress(OSError):                    # leave no empty folders behind
@@ -367,164 +384,123 @@ def run_training(cfg: Config, loaders: Loaders | None = None) -> RunResult:
                         break
 
 
-def _run(cfg: Config, run_dir: Path, device: torch.device, resume_state: dict | None,
-         loaders: Loaders | None, world: World = World()) -> RunResult:
-    last_path, best_path = run_dir / "checkpoints" / "last.pt", run_dir / "checkpoints" / "best.pt"
-    if resume_state is not None:
-        old = config_from_dict(resume_state["config"])
-        for key in _REFUSED_ON_RESUME:
-            if getattr(old.train, key) != getattr(cfg.train, key):
-                raise ConfigError(f"train.resume=true but train.{key}={getattr(cfg.train, key)!r} differs from the "
-                                  f"run's {getattr(old.train, key)!r} ({last_path}); resume with the run's value, or "
-                                  "start a new exp_id.")
-        if selected_on(old) != selected_on(cfg):
-            raise ConfigError(f"train.resume=true but best.pt would be chosen on the {selected_on(cfg)} split, and the "
-                              f"run chose it on the {selected_on(old)} split ({last_path}); resume with "
-                              f"train.select_on={selected_on(old)}, or start a new exp_id.")
-        if cfg.train.lr_schedule != "none" and old.train.num_epochs != cfg.train.num_epochs:
-            raise ConfigError(f"train.resume=true but train.num_epochs={cfg.train.num_epochs} differs from the run's "
-                              f"{old.train.num_epochs}, over which its train.lr_schedule={cfg.train.lr_schedule} was "
-                              "planned; resume with the run's num_epochs, or start a new exp_id with init_from.")
-        done = resume_state["epoch"] >= cfg.train.num_epochs or stops_early(
-            resume_state["history"], resume_state.get("best_epoch"), cfg.train.early_stop)
-        if done and best_path.is_file():
-            return _finished(cfg, run_dir, resume_state, best_path)
-    epoch, last_epoch = 0, resume_state["epoch"] if resume_state else 0
+def _done(cfg: Config, state: dict) -> bool:
+    """The run of ``state`` (its last checkpoint) has nothing left to train under ``cfg``."""
+    return state["epoch"] >= cfg.train.num_epochs or stops_early(state["history"], state.get("best_epoch"),
+                                                                  cfg.train.early_stop)
+
+
+def _run(cfg: Config, run_dir: Path, device: torch.device, state: dict | None, loaders: Loaders | None,
+         world: World = World()) -> RunResult:
+    """The run itself (the folder locked, the resume checked): data, model, restore, :func:`fit`
+    recorded by a :class:`RunFolder`, then ``best.pt``'s weights and the spike animations."""
+    folder = RunFolder(run_dir, cfg, (), writes=world.main, last_epoch=state["epoch"] if state else 0)
+    phase = "loading"
     try:
         set_seed(cfg.seed)
-        if loaders is None:              # process 0 first: it fills the caches that the others read
-            made = from_main(world, lambda: make_loaders(cfg.data, cfg.train.batch_size, cfg.train.eval_batch_size,
-                                                         cfg.seed, device) if not world.parallel else None)
-            loaders = made or make_loaders(cfg.data, cfg.train.batch_size, cfg.train.eval_batch_size, cfg.seed, device)
-        else:
-            loaders = loaders_on(loaders, device)
-        for loader in loaders.all():
-            loader.shard(world.rank, world.world)
+        loaders = _loaders(cfg, loaders, device, world)
         model = build_model(cfg.model, loaders.frame_shape)
-        history: list[dict] = []
-        if resume_state is not None:
-            model.load_state_dict(model_weights(resume_state))
-            history = list(resume_state["history"])
+        folder.frame_shape = loaders.frame_shape
+        start = FitState()
+        if state is not None:
+            model.load_state_dict(model_weights(state))
+            start = FitState(list(state["history"]), state.get("best_epoch"), state["optimizer"], state["scheduler"])
         elif cfg.train.init_from:
             init_weights(model, cfg.train.init_from, cfg, loaders.frame_shape)
-        net = prepare_model(model, cfg.train, device, world)   # on the device before the optimizer:
-        optimizer = make_optimizer(model, cfg.train)            # its state follows the parameters
-        scheduler = make_scheduler(optimizer, cfg.train)
-        if resume_state is not None:
-            optimizer.load_state_dict(resume_state["optimizer"])
-            if scheduler is not None:
-                scheduler.load_state_dict(resume_state["scheduler"])
-            lrs = scheduler.get_last_lr() if scheduler is not None else [cfg.train.lr] * len(optimizer.param_groups)
-            for group, lr in zip(optimizer.param_groups, lrs):   # the schedule's lr, or this config's
-                group["lr"] = lr
-        loss_fn = make_loss(cfg.train.loss)
-        scaler = grad_scaler(cfg.train.amp, device)
-
-        select = selected_on(cfg)
-        writes = world.main                              # process 0 alone writes the run folder
-        if writes:
-            (run_dir / "checkpoints").mkdir(exist_ok=True)
-            atomic_write(run_dir / "config.yaml", config_to_yaml(cfg))
-        with log_to(run_dir / "train.log") if writes else contextlib.nullcontext():
-            if resume_state is not None:
-                log.info("resuming %s from epoch %d (%s)", cfg.exp_id, last_epoch, last_path)
-                if writes:
-                    repair_best(last_path, best_path, resume_state)
-                    write_metrics_csv(run_dir / "metrics.csv", history)
-                for change in _train_changes(config_from_dict(resume_state["config"]), cfg):
-                    log.info("setting changed on resume, used from now on: %s", change)
-            else:
-                log.info("run %s: %d train / %d validation / %d test recordings, frames %s, device %s%s, model %s, "
-                         "%d parameters", cfg.exp_id, len(loaders.train.labels),
-                         len(loaders.val.labels) if loaders.val is not None else 0, len(loaders.test.labels),
-                         loaders.frame_shape, device, f" x {world.world} processes" if world.parallel else "",
-                         cfg.model.impl, sum(p.numel() for p in model.parameters()))
-                if select == "test":
-                    log.warning("best.pt%s is chosen on the TEST accuracy (%s): the test accuracy it reports is "
-                                "no longer an unbiased estimate", " and early stopping" if cfg.train.early_stop else "",
-                                "train.select_on=test" if cfg.data.val_from_train else "no validation split, "
-                                "data.val_from_train=0")
-            best_epoch = resume_state.get("best_epoch") if resume_state else None
-            best = max((row[f"{select}_acc"] for row in history), default=-1.0)
-            for epoch in range(last_epoch + 1, cfg.train.num_epochs + 1):
-                if stops_early(history, best_epoch, cfg.train.early_stop):
-                    log.info("early stop after epoch %d: no better %s accuracy for %d epochs (train.early_stop)",
-                             epoch - 1, select, cfg.train.early_stop)
-                    break
-                lr = optimizer.param_groups[0]["lr"]
-                loaders.train.set_epoch(epoch)
-                try:
-                    stats = train_epoch(net, loaders.train, optimizer, loss_fn, cfg.train, device,
-                                        desc=f"epoch {epoch}/{cfg.train.num_epochs}", scaler=scaler)
-                except NonFiniteLoss as err:
-                    kept = f"the last good checkpoint, {last_path}, holds epoch {last_epoch}" if last_epoch \
-                        else "no checkpoint was written"
-                    raise NonFiniteLoss(f"{err} of epoch {epoch} (train.lr={cfg.train.lr}); {kept}. Lower train.lr "
-                                        "or check the data, then start a new exp_id.") from None
-                if scheduler is not None:
-                    scheduler.step()
-                val = evaluate(model, loaders.val, loss_fn, device, amp=cfg.train.amp) if loaders.val is not None \
-                    else {"loss": float("nan"), "accuracy": float("nan")}
-                test = evaluate(model, loaders.test, loss_fn, device, amp=cfg.train.amp)   # uncompiled: one compile
-                row = {"epoch": epoch, "train_loss": stats["loss"], "train_acc": stats["acc"],
-                       "val_loss": val["loss"], "val_acc": val["accuracy"],
-                       "test_loss": test["loss"], "test_acc": test["accuracy"], "lr": lr,
-                       "epoch_seconds": stats["seconds"], "samples_per_second": stats["samples"] / stats["seconds"]}
-                history.append(row)
-                log.info("epoch %d/%d | train loss %.4f acc %.2f%% | val loss %.4f acc %.2f%% | test loss %.4f acc "
-                         "%.2f%% | lr %.2g | %.1f s, %.0f samples/s", epoch, cfg.train.num_epochs, row["train_loss"],
-                         100 * row["train_acc"], row["val_loss"], 100 * row["val_acc"], row["test_loss"],
-                         100 * row["test_acc"], lr, row["epoch_seconds"], row["samples_per_second"])
-                improved = row[f"{select}_acc"] > best
-                if improved:
-                    best, best_epoch = row[f"{select}_acc"], epoch
-                # last.pt first, naming the epoch best.pt must hold; then best.pt (see checkpoint.repair_best)
-                if writes:
-                    save_checkpoint(last_path, model, optimizer, cfg, epoch, history, loaders.frame_shape,
-                                    best_epoch, scheduler)
-                    last_epoch = epoch
-                    if improved:
-                        save_checkpoint(best_path, model, optimizer, cfg, epoch, history, loaders.frame_shape,
-                                        best_epoch, scheduler)
-                    write_metrics_csv(run_dir / "metrics.csv", history)
-                    for name, plot in (("train_loss.png", plot_train_loss), ("test_acc.png", plot_test_acc)):
-                        _save_figure(plot(history), run_dir / name)
-                last_epoch = epoch
+        folder.start()
+        with log_to(run_dir / "train.log") if folder.writes else contextlib.nullcontext():
+            _log_start(cfg, state, folder, loaders, device, world, model)
+            phase = "fitting"
+            fitted = fit(model, loaders, cfg.train, device=device, select=selected_on(cfg), start=start,
+                         on_epoch=folder.record, world=world)
+            phase = "finishing"
             barrier()                                    # best.pt is whole before anyone reads it
-            if best_path.exists():
-                model.load_state_dict(model_weights(load_checkpoint(best_path)))
-            gifs = save_spike_animations(model, loaders.test, run_dir, cfg.train.num_animations if writes else 0,
-                                         device)
-            chosen = next((r for r in history if r["epoch"] == best_epoch), None) if best_epoch else None
+            if folder.best_path.exists():
+                model.load_state_dict(model_weights(load_checkpoint(folder.best_path)))
+            gifs = folder.animate(model, loaders.test, cfg.train.num_animations, device)
+            chosen = next((r for r in fitted.history if r["epoch"] == fitted.best_epoch), None)
             if chosen is not None:
                 log.info("best.pt: epoch %d, chosen on the %s accuracy (%.2f%%); its test accuracy %.2f%% (%d test "
-                         "recordings); %d spike animations; run folder %s", best_epoch, select,
-                         100 * chosen[f"{select}_acc"], 100 * chosen["test_acc"], len(loaders.test.labels), len(gifs),
-                         run_dir)
+                         "recordings); %d spike animations; run folder %s", fitted.best_epoch, selected_on(cfg),
+                         100 * chosen[f"{selected_on(cfg)}_acc"], 100 * chosen["test_acc"],
+                         len(loaders.test.labels), len(gifs), run_dir)
+    except NonFiniteLoss as err:
+        kept = f"the last good checkpoint, {folder.last_path}, holds epoch {folder.last_epoch}" if folder.last_epoch \
+            else "no checkpoint was written"
+        raise NonFiniteLoss(f"{err}; {kept}. Lower train.lr or check the data, then start a new exp_id.") from None
     except KeyboardInterrupt as err:
-        where = (f"after epoch {epoch}" if epoch and epoch == last_epoch      # in its plots or the GIFs
-                 else f"during epoch {epoch}" if epoch else "before the first epoch")
-        kept = f"the last checkpoint holds epoch {last_epoch}" if last_epoch else "no epoch was finished"
-        raise RunInterrupted(f"stopped {where} of {run_dir} ({kept}); continue with train.resume=true and the "
-                             "same exp_id.") from err
+        raise RunInterrupted(_stop_message(folder, phase)) from err
     except OSError as err:
         raise file_error("access", err.filename or run_dir, err) from None
-    return RunResult(run_dir=run_dir, history=history, best_test_acc=chosen["test_acc"] if chosen else 0.0,
-                     model=model, loaders=loaders, best_epoch=best_epoch or 0, selected_on=select)
+    return RunResult(run_dir=run_dir, history=fitted.history, best_test_acc=chosen["test_acc"] if chosen else 0.0,
+                     model=model, loaders=loaders, best_epoch=fitted.best_epoch or 0, selected_on=selected_on(cfg))
 
 
-def _finished(cfg: Config, run_dir: Path, last: dict, best_path: Path) -> RunResult:
+def _loaders(cfg: Config, loaders: Loaders | None, device: torch.device, world: World) -> Loaders:
+    """The run's data on ``device``, each loader this process's shard: ``loaders`` moved there,
+    or made (by process 0 first: it fills the caches that the others read)."""
+    if loaders is None:
+        make = lambda: make_loaders(cfg.data, cfg.train.batch_size, cfg.train.eval_batch_size, cfg.seed, device)  # noqa: E731
+        loaders = from_main(world, lambda: make() if not world.parallel else None) or make()
+    else:
+        loaders = loaders_on(loaders, device)
+    for loader in loaders.all():
+        loader.shard(world.rank, world.world)
+    return loaders
+
+
+def _log_start(cfg: Config, state: dict | None, folder: RunFolder, loaders: Loaders, device: torch.device,
+               world: World, model: torch.nn.Module) -> None:
+    """The log's first lines: what the run trains on and with, or what it resumes (repairing
+    ``best.pt`` and ``metrics.csv`` where a kill left them behind ``last.pt``)."""
+    if state is not None:
+        log.info("resuming %s from epoch %d (%s)", cfg.exp_id, state["epoch"], folder.last_path)
+        if folder.writes:
+            repair_best(folder.last_path, folder.best_path, state)
+            write_metrics_csv(folder.run_dir / "metrics.csv", state["history"])
+        for change in train_changes(config_from_dict(state["config"]), cfg):
+            log.info("setting changed on resume, used from now on: %s", change)
+        return
+    log.info("run %s: %d train / %d validation / %d test recordings, frames %s, device %s%s, model %s %s, "
+             "%d parameters", cfg.exp_id, len(loaders.train.labels),
+             len(loaders.val.labels) if loaders.val is not None else 0, len(loaders.test.labels), loaders.frame_shape,
+             device, f" x {world.world} processes" if world.parallel else "", cfg.model.name, cfg.model.impl,
+             sum(p.numel() for p in model.parameters()))
+    if selected_on(cfg) == "test":
+        log.warning("best.pt%s is chosen on the TEST accuracy (%s): the test accuracy it reports is no longer an "
+                    "unbiased estimate", " and early stopping" if cfg.train.early_stop else "",
+                    "train.select_on=test" if cfg.data.val_from_train else "no validation split, data.val_from_train=0")
+
+
+def _stop_message(folder: RunFolder, phase: str) -> str:
+    """Where a run stopped by Ctrl-C or SIGTERM stopped, what it kept, and the command that
+    really continues it: ``train.resume=true`` where the folder holds the run, the same command
+    again where nothing was written."""
+    last = folder.last_epoch
+    where = {"loading": "before its first epoch" if not last else f"before epoch {last + 1}",
+             "fitting": f"after epoch {last}" if folder.recording else f"during epoch {last + 1}",
+             "finishing": f"after epoch {last}"}[phase]
+    if phase == "fitting" and folder.recording:         # stopped while writing that epoch's files
+        where = f"after epoch {last}"
+    kept = f"the last checkpoint holds epoch {last}" if last else "no epoch was finished"
+    if run_artefacts(folder.run_dir):
+        return f"stopped {where} of {folder.run_dir} ({kept}); continue with train.resume=true and the same exp_id."
+    return (f"stopped {where} of {folder.run_dir}: nothing was saved; start it again with the same command "
+            "(without train.resume).")
+
+
+def _finished(cfg: Config, run_dir: Path, last: dict) -> RunResult:
     """A run that already trained ``train.num_epochs``: nothing to do (no data is loaded, no file
     changes but the log), so that a sweep re-run with ``train.resume=auto`` skips it."""
+    best_path = run_dir / "checkpoints" / "best.pt"
     with log_to(run_dir / "train.log"):
         repair_best(run_dir / "checkpoints" / "last.pt", best_path, last)
         log.info("%s already trained %d of %d epochs: nothing to do", cfg.exp_id, last["epoch"], cfg.train.num_epochs)
     best = load_checkpoint(best_path)
-    model = build_model(cfg.model, tuple(best["frame_shape"]))
-    model.load_state_dict(model_weights(best))
+    model, _ = model_from_checkpoint(best)
     history = list(last["history"])
     chosen = next(r for r in history if r["epoch"] == best["epoch"])
-    return RunResult(run_dir=run_dir, history=history, best_test_acc=chosen["test_acc"], model=model.eval(),
+    return RunResult(run_dir=run_dir, history=history, best_test_acc=chosen["test_acc"], model=model,
                      loaders=None, best_epoch=best["epoch"], selected_on=selected_on(cfg))
 
 
@@ -542,10 +518,8 @@ def spawn_training(cfg: Config) -> RunResult:
                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, start_method="spawn")
     returned = elastic_launch(launch, _training_process)(config_to_dict(cfg))
     run_dir, history, best, best_epoch = returned[0]
-    best_path = Path(run_dir) / "checkpoints" / "best.pt"
-    model = build_model(cfg.model, tuple(load_checkpoint(best_path)["frame_shape"]))
-    model.load_state_dict(model_weights(load_checkpoint(best_path)))
-    return RunResult(run_dir=Path(run_dir), history=history, best_test_acc=best, model=model.eval(),
+    model, _ = model_from_checkpoint(Path(run_dir) / "checkpoints" / "best.pt")
+    return RunResult(run_dir=Path(run_dir), history=history, best_test_acc=best, model=model,
                      best_epoch=best_epoch, selected_on=selected_on(cfg))
 
 
@@ -569,14 +543,6 @@ def _logging_on(main: bool):
         log.setLevel(level)
 
 
-def _save_figure(fig, path: Path) -> None:
-    """A figure as PNG, atomically (rendered in memory, then written)."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    atomic_write(path, buffer.getvalue())
-
-
-__all__ = ["NonFiniteLoss", "REFRESH_STEPS", "RunInterrupted", "RunResult", "forward_backward",
-           "init_weights", "loaders_on", "make_optimizer", "make_scheduler", "prepare_model", "run_training",
-           "save_spike_animations", "selected_on", "set_seed", "spawn_training", "stops_early", "train_epoch",
-           "train_step"]
+__all__ = ["EpochEnd", "FitResult", "FitState", "NonFiniteLoss", "REFRESH_STEPS", "RunInterrupted", "RunResult",
+           "fit", "forward_backward", "loaders_on", "make_optimizer", "make_scheduler", "prepare_model", "run_epoch",
+           "run_training", "set_seed", "spawn_training", "stops_early", "train_epoch", "train_step"]

@@ -19,10 +19,10 @@ from snn_lib.data import (TrainingEpochs, list_recordings, load_sim_mix, load_sp
 from snn_lib.data.augment import RandomShift, augment_events, augmentation
 from snn_lib.data.frames import frames_of_recordings
 from snn_lib.model import build_model
-from snn_lib.rundir import read_metrics_csv, write_metrics_csv
+from snn_lib.checkpoint import init_weights
+from snn_lib.rundir import read_metrics_csv, selected_on, write_metrics_csv
 import snn_lib.train as snn_train
-from snn_lib.train import (RunInterrupted, init_weights, make_optimizer, make_scheduler, run_training, selected_on,
-                           stops_early)
+from snn_lib.train import RunInterrupted, make_optimizer, make_scheduler, run_training, stops_early
 
 
 def paths(recordings) -> set[Path]:

@@ -13,8 +13,7 @@ import pytest
 import torch
 
 from snn_lib.checkpoint import load_checkpoint
-from snn_lib.cli import swept_keys
-from snn_lib.config import Config, DataConfig, ModelConfig, TrainConfig, config_to_yaml
+from snn_lib.config import Config, DataConfig, ModelConfig, TrainConfig, check_overrides, config_to_yaml
 from snn_lib.data import FrameLoader
 from snn_lib.distributed import (World, all_reduce_sum, barrier, device_of, from_main, process_group, world_from_env,
                                   wrap)
@@ -55,8 +54,8 @@ def test_a_sweep_runs_every_job_in_its_own_folder_and_resume_auto_skips_finished
     assert (sweep / "seed=3" / "metrics.csv").is_file()                  # the failure did not stop the others
 
 
-def test_swept_keys_are_the_keys_with_several_values():
-    assert swept_keys(["seed=0,1,2", "train.lr=1e-3", "data.crop=range(26,30,2)", "hydra/launcher=joblib",
+def test_checking_the_overrides_gives_the_keys_with_several_values():
+    assert check_overrides(Config, ["seed=0,1,2", "train.lr=1e-3", "data.crop=range(26,30,2)", "hydra/launcher=joblib",
                        "-m", "exp_id=x"]) == ["seed", "data.crop"]
 
 

@@ -13,9 +13,8 @@ from snn_lib.errors import ConfigError, SnnError
 from snn_lib.device import resolve_device
 from snn_lib.evaluate import evaluate_checkpoint
 from snn_lib.model import CSNN, make_loss
-from snn_lib.rundir import read_metrics_csv, write_metrics_csv
-from snn_lib.train import (RunResult, forward_backward, prepare_model, run_training, save_spike_animations, set_seed,
-                           train_step)
+from snn_lib.rundir import read_metrics_csv, save_spike_animations, write_metrics_csv
+from snn_lib.train import RunResult, forward_backward, prepare_model, run_training, set_seed, train_step
 
 from conftest import tiny_config
 

@@ -163,7 +163,8 @@ def test_a_folder_with_any_artefact_is_never_overwritten(toy_nmnist, tmp_path, a
 
 def test_a_kill_between_last_and_best_is_repaired_on_resume(toy_nmnist, tmp_path, monkeypatch):
     cfg = tiny_config(toy_nmnist, tmp_path, num_epochs=2, num_animations=0)
-    real_save, real_evaluate = train_module.save_checkpoint, train_module.evaluate
+    import snn_lib.rundir as rundir_module
+    real_save, real_evaluate = rundir_module.save_checkpoint, train_module.evaluate
     scores = iter([0.3, 0.3, 0.6, 0.6, 0.6, 0.6])       # validation and test: every epoch improves, then a tie
 
     def rising(*args, **kwargs):
@@ -175,10 +176,10 @@ def test_a_kill_between_last_and_best_is_repaired_on_resume(toy_nmnist, tmp_path
         return real_save(path, *args, **kwargs)
 
     monkeypatch.setattr(train_module, "evaluate", rising)
-    monkeypatch.setattr(train_module, "save_checkpoint", killed_before_best)
+    monkeypatch.setattr(rundir_module, "save_checkpoint", killed_before_best)
     with pytest.raises(RunInterrupted, match="stopped after epoch 2 .*the last checkpoint holds epoch 2"):
         run_training(cfg)
-    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    monkeypatch.setattr(rundir_module, "save_checkpoint", real_save)
     checkpoints = cfg.run_dir / "checkpoints"
     last, best = load_checkpoint(checkpoints / "last.pt"), load_checkpoint(checkpoints / "best.pt")
     assert (last["epoch"], last["best_epoch"], best["epoch"]) == (2, 2, 1)   # the stale pair the kill left

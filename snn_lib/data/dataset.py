@@ -6,7 +6,7 @@
     frames, labels = load_split(cfg.data, "train")
 
 ``load_split`` is the one way in for training (:func:`snn_lib.data.loader.make_loaders`), evaluation
-(``snn-eval``) and the book.
+(``snn-eval``) and the book; :func:`split_frames` the one way a list of recordings becomes frames.
 """
 
 from __future__ import annotations
@@ -101,19 +101,28 @@ def split_recordings(cfg: DataConfig, root: Path) -> dict[str, list[Recording]]:
     return splits
 
 
-def load_split(cfg: DataConfig, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+def load_split(cfg: DataConfig, split: str,
+               splits: dict[str, list[Recording]] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(frames uint8 [N, T, 2, H, W], labels int64 [N])`` of one split (``"train"``, ``"val"``
-    or ``"test"``), from the frame cache or computed and cached."""
+    or ``"test"``), from the frame cache or computed and cached. ``splits``: the recordings of
+    :func:`split_recordings`, where the caller has them already (made once per run)."""
     if split not in SPLIT_NAMES:
         raise ConfigError(f"split={split!r} is not valid: expected {', '.join(SPLIT_NAMES)}.")
     if split == "val" and not cfg.val_from_train:
         raise ConfigError("split=val but data.val_from_train=0: there is no validation split; set "
                           "data.val_from_train to the fraction the run held out (0.1 by default).")
-    recordings = split_recordings(cfg, dataset_root(cfg))[split]
+    recordings = (splits or split_recordings(cfg, dataset_root(cfg)))[split]
     if split == "val" and not recordings:
         raise DataError(f"data.val_from_train={cfg.val_from_train} leaves no validation recording in {cfg.root}: a "
                         "class needs 2 or more training recordings to give one; add recordings or set "
                         "data.val_from_train=0 (best.pt is then chosen on the test set).")
+    return split_frames(cfg, recordings, split)
+
+
+def split_frames(cfg: DataConfig, recordings: list[Recording], split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The frames of ``recordings`` with ``cfg``'s frame settings (time bins, denoise, crop), from
+    the cache or computed and cached, checked for blank recordings (:func:`check_blank`): the one
+    way a split is built, for the real, the simulated and the mixed-in recordings alike."""
     frames, labels = cached_frames(recordings, cfg.n_time_bins, cfg.denoise_us, cfg.crop, cache_dir_of(cfg),
                                    desc=f"{split} frames")
     check_blank(frames, recordings, split)
@@ -144,4 +153,4 @@ def check_blank(frames: torch.Tensor, recordings: list[Recording], split: str) -
 
 
 __all__ = ["BLANK_LIMIT", "HOLDOUT_SEED", "SPLIT_NAMES", "VAL_SEED", "cache_dir_of", "check_blank", "dataset_root",
-           "default_cache_dir", "load_split", "split_recordings"]
+           "default_cache_dir", "load_split", "split_frames", "split_recordings"]

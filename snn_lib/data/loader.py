@@ -22,8 +22,9 @@ import numpy as np
 import torch
 
 from ..config import DataConfig
-from .dataset import HOLDOUT_SEED, cache_dir_of, check_blank, dataset_root, load_split, split_recordings
-from .frames import cached_frames, frames_of_recordings
+from .dataset import HOLDOUT_SEED, dataset_root, load_split, split_frames, split_recordings
+from .frames import frames_of_recordings
+from .nmnist import Recording
 
 log = logging.getLogger("snn_lib")
 
@@ -127,9 +128,9 @@ class TrainingEpochs:
     ``data.sim_mix_epochs`` epochs (all epochs if 0)."""
 
     def __init__(self, cfg: DataConfig, seed: int, frames: torch.Tensor, labels: torch.Tensor,
-                 sim: tuple[torch.Tensor, torch.Tensor] | None = None):
+                 recordings: list[Recording], sim: tuple[torch.Tensor, torch.Tensor] | None = None):
         self.cfg, self.seed, self.frames, self.labels, self.sim = cfg, seed, frames, labels, sim
-        self.recordings = split_recordings(cfg, dataset_root(cfg))["train"] if cfg.augment else []
+        self.recordings = recordings                    # of frames: their events are augmented
 
     def __call__(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
         cfg, frames, labels = self.cfg, self.frames, self.labels     # [N, T, 2, H, W], [N]
@@ -156,10 +157,7 @@ def load_sim_mix(cfg: DataConfig) -> tuple[torch.Tensor, torch.Tensor]:
         recordings = [r for r in recordings if int(r.path.stem.split("_")[0]) not in skipped]
     chosen = sorted(np.random.default_rng(HOLDOUT_SEED).permutation(len(recordings))[:cfg.sim_mix].tolist())
     recordings = [recordings[i] for i in chosen]
-    frames, labels = cached_frames(recordings, cfg.n_time_bins, cfg.denoise_us, cfg.crop, cache_dir_of(cfg),
-                                   desc="simulated frames")
-    check_blank(frames, recordings, "simulated")
-    return frames, labels
+    return split_frames(cfg, recordings, "simulated")
 
 
 def make_loaders(cfg: DataConfig, batch_size: int = 32, eval_batch_size: int = 256, seed: int = 0,
@@ -168,14 +166,15 @@ def make_loaders(cfg: DataConfig, batch_size: int = 32, eval_batch_size: int = 2
     loaders over the whole dataset held on ``device``. With ``data.augment`` or ``data.sim_mix``
     the training recordings change by epoch (:class:`TrainingEpochs`); the validation and test
     splits are never augmented."""
-    frames, labels = load_split(cfg, "train")
+    splits = split_recordings(cfg, dataset_root(cfg))                 # once: every split from it
+    frames, labels = load_split(cfg, "train", splits)
     epochs = None
     if cfg.augment or cfg.sim_mix:
-        epochs = TrainingEpochs(cfg, seed, frames, labels, load_sim_mix(cfg) if cfg.sim_mix else None)
-    val = FrameLoader(*load_split(cfg, "val"), eval_batch_size, device=device) if cfg.val_from_train else None
+        epochs = TrainingEpochs(cfg, seed, frames, labels, splits["train"], load_sim_mix(cfg) if cfg.sim_mix else None)
+    val = FrameLoader(*load_split(cfg, "val", splits), eval_batch_size, device=device) if cfg.val_from_train else None
     return Loaders(train=FrameLoader(frames, labels, batch_size, shuffle=True, seed=seed, device=device,
                                      epoch_data=epochs),
-                   test=FrameLoader(*load_split(cfg, "test"), eval_batch_size, shuffle=False, device=device),
+                   test=FrameLoader(*load_split(cfg, "test", splits), eval_batch_size, shuffle=False, device=device),
                    val=val)
 
 

@@ -17,7 +17,7 @@ against neurons).
 """
 
 from .base import (
-    new_figure, save_gif, animation_html,
+    new_figure, save_figure, save_gif, animation_html,
 )
 from .training import (
     plot_metric, plot_train_loss, plot_test_acc, plot_confusion, animate_spike_counts,
@@ -46,5 +46,5 @@ __all__ = [
     "plot_operations", "plot_per_class_accuracy", "plot_raster", "plot_recordings", "plot_runs",
     "plot_spike_encodings", "plot_spike_images", "plot_spike_rates", "plot_step_times", "plot_surrogates",
     "plot_test_acc", "plot_time_bins",
-    "plot_train_loss", "save_gif",
+    "plot_train_loss", "save_figure", "save_gif",
 ]

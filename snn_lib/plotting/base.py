@@ -3,6 +3,7 @@ arrays, and animations saved as GIF or shown as HTML (no ffmpeg either way)."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,8 @@ import torch
 from matplotlib.animation import FuncAnimation, PillowWriter
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from ..files import atomic_write
 
 
 def new_figure(width: float = 5, height: float = 3.2) -> Figure:
@@ -25,6 +28,14 @@ def _freeze_layout(fig: Figure) -> None:
         FigureCanvasAgg(fig)
         engine.execute(fig)
         fig.set_layout_engine("none")
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
+    """A figure as PNG, written atomically (rendered in memory, then :func:`snn_lib.files.atomic_write`):
+    the one way the library writes a figure file, so a stopped run never leaves half an image."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return atomic_write(path, buffer.getvalue())
 
 
 def _np(x) -> np.ndarray:
