@@ -5,11 +5,15 @@ its name, and Markdown made to fit a book page (tables that fit its width, code 
 ::
 
     from snn_lib.report import load_results
-    data = load_results("small_real_ablation")          # benchmarks/results/small_real_ablation.json
-    HTML(table_html(data["rows"], {"row": "row", "seeds": "seeds", "val_chosen_mean": "test acc"},
+    # benchmarks/results/small_real_ablation.json
+    data = load_results("small_real_ablation")
+    HTML(table_html(data["rows"],
+                    {"row": "row", "val_chosen_mean": "test acc"},
                     formats={"val_chosen_mean": "{:.1%}"}))
-    HTML(measured_html(data, "ROOT: 1,000 real N-MNIST recordings"))   # how it was measured
-    HTML(results_file_html(find_results_dir() / "small_real_ablation.md"))   # the whole file, folded
+    # how it was measured: data, hardware, date, command
+    HTML(measured_html(data, "ROOT: 1,000 real recordings"))
+    # the whole file, folded
+    HTML(results_file_html(find_results_dir() / "small_real_ablation.md"))
 
 A table's code spans may break after ``=``, ``_``, ``.`` or ``,`` (a long setting in a cell); a
 row whose first two cells are empty is a note on the row above, spanning the rest of it.
