@@ -108,7 +108,7 @@ def results_table_html(path: str | Path, columns: Sequence[int] | None = None, t
 
 
 
-MACHINE_PATH = re.compile(r"(?<![\w.~])/(?:tmp|root|home|Users|work|var/folders)/[^\s'\"]*")
+_MACHINE_PATH = re.compile(r"(?<![\w.~])/(?:tmp|root|home|Users|work|var/folders)/[^\s'\"]*")
 """An absolute path on the machine that made a result (``/tmp/run/exp``): nothing a reader has."""
 
 
@@ -130,7 +130,7 @@ def command_line(data: Mapping, root_name: str = "ROOT", other_name: str = "DIR"
     def other(path: re.Match) -> str:
         parts = [p for p in path.group(0).split("/") if p][2:]
         return "/".join([other_name, *parts])
-    return MACHINE_PATH.sub(other, command)
+    return _MACHINE_PATH.sub(other, command)
 
 
 def measured_html(data: Mapping, about: str = "", root_name: str = "ROOT", key: str = "command") -> str:
