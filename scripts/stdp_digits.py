@@ -7,7 +7,7 @@ the STDP learning window by simulation (:func:`snn_lib.plasticity.learning_windo
 ``benchmarks/results/stdp_digits.json`` and ``.md``::
 
     python scripts/stdp_digits.py --neurons 100 400 --seeds 0 1 2
-    python scripts/stdp_digits.py --fast          # seconds: 20 neurons, 500 digits; writes to exp/
+    python scripts/stdp_digits.py --fast          # seconds: 20 neurons, 200 digits; writes to exp/
 
 Settings of the network are the defaults of :class:`snn_lib.stdp_network.DiehlCookConfig`,
 changed with ``--set key=value`` (``stdp.a_plus=0.005``).
@@ -103,7 +103,7 @@ def one_run(job: tuple) -> dict:
     weights and labels when given a path."""
     cfg, seed, fast, threads, fields_path = job
     torch.set_num_threads(threads)
-    split = digit_split(*((50, 20) if fast else (400, 100)))
+    split = digit_split(*((20, 10) if fast else (400, 100)))
     start = time.perf_counter()
     result = fit_and_score(cfg, split["train"], split["test"], seed=seed)
     logging.info("neurons %d seed %d: %.1f%% held out, %.0f s training", cfg.n_neurons, seed, 100 * result.accuracy,
@@ -122,7 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--neurons", type=int, nargs="+", default=[100, 400])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--fast", action="store_true", help="20 neurons, 500 training digits, 200 held out: seconds")
+    parser.add_argument("--fast", action="store_true", help="20 neurons, 200 training digits, 100 held out: seconds")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="DiehlCookConfig settings")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--workers", type=int, default=1, help="runs at once, one process each")
@@ -150,7 +150,7 @@ def main() -> None:
             runs = list(pool.map(one_run, jobs))
     else:
         runs = [one_run(job) for job in jobs]
-    split_sizes = (500, 200) if args.fast else (4000, 1000)
+    split_sizes = (200, 100) if args.fast else (4000, 1000)
 
     delta_t, dw = learning_window(torch.arange(-100, 101, 5), STDPConfig(**settings["stdp"]))
     _, dw_balanced = learning_window(delta_t, BALANCED)

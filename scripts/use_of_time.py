@@ -269,9 +269,11 @@ def markdown(data: dict) -> str:
                          f"{row['effective_macs_mean']:,.0f} | {row['spikes_mean']:,.0f} | "
                          f"{row['synaptic_ops_fraction']:.2f} |")
     hours = sum(r["train_seconds"] for r in data["runs"]) / 3600
-    lines += ["", f"Training time of the {len(data['runs'])} runs, summed over their epochs: {hours:.1f} hours "
-              "(on the machine above, with other work running beside it; the load average is the one when this "
-              "file was written)."]
+    lines += ["", f"Training time of the {len(data['runs'])} runs, summed over their epochs: {hours:.1f} hours, "
+              "on the machine above with other work running beside it (the load average is the one when this "
+              "file was written); the runs were trained by two processes at a time of "
+              f"`{data['command'].replace('--measure-only', '--train-only')}` (the first epoch of T25_seed0 with "
+              "two threads), and scored here by the command above."]
     if data["missing_runs"]:
         lines += ["", "Runs not finished when this file was written (left out): " + ", ".join(data["missing_runs"])]
     return "\n".join(lines) + "\n"

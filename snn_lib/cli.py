@@ -213,6 +213,8 @@ def _writable_file(path: Path, setting: str) -> None:
     """Refuse, before any work, an output file that cannot be written (so no result is lost)."""
     if path.is_dir():
         raise ConfigError(f"{setting}={path} is a folder: give a file name, e.g. {setting}={path / 'eval.json'}")
+    if path.exists() and not path.is_file():        # a device such as /dev/full: it would not be replaced
+        raise ConfigError(f"{setting}={path} is not a regular file: give the name of a file, e.g. {setting}=eval.json")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path.with_name(path.name + ".tmp"), "w"):

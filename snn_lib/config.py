@@ -118,9 +118,9 @@ class ModelConfig:
     """The network (the ``model.*`` settings): which one, its layers, its LIF neurons and how a
     spike's gradient is computed. Chapter 4 of the book builds the convolutional SNN."""
 
-    #: Which network: ``csnn`` (the convolutional SNN, 12C5-MP2-64C5-MP2-FC10 with LIF neurons)
-    #: or ``ann`` (its twin: the same layers with ReLU instead of LIF neurons, run once on the
-    #: recording's summed event frame; :mod:`snn_lib.ann`).
+    #: Which network is built, ``csnn`` (the convolutional SNN, 12C5-MP2-64C5-MP2-FC10 with LIF
+    #: neurons) or ``ann`` (its twin, the same layers with ReLU instead of LIF neurons, run once on
+    #: the recording's summed event frame; see :mod:`snn_lib.ann`).
     name: str = "csnn"
     #: How the forward pass runs. ``"fast"`` folds time into the batch for the stateless layers and
     #: runs each LIF layer over all steps at once (:meth:`snn_lib.model.CSNN.forward_fast`);

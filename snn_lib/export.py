@@ -168,9 +168,9 @@ def nir_graph(model, dt: float = DEFAULT_DT):
 def write_nir(graph, path: str | Path) -> Path:
     """Write ``graph`` to ``path`` (NIR's HDF5 file format), atomically and durably: the file is
     made in memory, then written beside ``path`` and renamed over it
-    (:func:`snn_lib.rundir.atomic_write`), so that a full disk or a kill leaves ``path`` as it was.
+    (:func:`snn_lib.files.atomic_write`), so that a full disk or a kill leaves ``path`` as it was.
     A failure is a one-line SnnError naming the file."""
-    from .rundir import atomic_write
+    from .files import atomic_write
     nir = _nir()
     path = Path(path)
     buffer = io.BytesIO()
@@ -341,5 +341,5 @@ def agreement(ours: torch.Tensor, theirs: torch.Tensor) -> dict:
             "mean_abs_count_difference": float(diff.mean()), "max_abs_count_difference": float(diff.max())}
 
 
-__all__ = ["DEFAULT_DT", "SIMULATORS", "SNNTORCH_DT", "adapt", "agreement", "available_simulators", "check_dt", "check_exportable",
-           "export_checkpoint", "lif_parameters", "nir_graph", "read_nir", "simulate", "write_nir"]
+__all__ = ["DEFAULT_DT", "SIMULATORS", "SNNTORCH_DT", "adapt", "agreement", "available_simulators", "check_dt",
+           "check_exportable", "export_checkpoint", "lif_parameters", "nir_graph", "read_nir", "simulate", "write_nir"]

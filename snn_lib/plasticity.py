@@ -2,14 +2,14 @@
 
 Each synapse ``i -> j`` keeps no history of spikes; each neuron keeps a trace instead (Morrison,
 Diesmann & Gerstner 2008, "all-to-all" pair interaction; Gerstner et al., *Neuronal Dynamics*
-2014, section 19.2). With time step ``dt_ms`` and spikes ``s`` in {0, 1}, every step::
+2014, chapter 19). With time step ``dt_ms`` and spikes ``s`` in {0, 1}, every step::
 
     x_pre[t]  = x_pre[t-1]  * exp(-dt / tau_pre)  + s_pre[t]          (tau_pre  in ms, x dimensionless)
     x_post[t] = x_post[t-1] * exp(-dt / tau_post) + s_post[t]         (tau_post in ms)
     dw_ij[t]  = a_plus * x_pre_i[t] * s_post_j[t] - a_minus * s_pre_i[t] * x_post_j[t]
 
 (:func:`stdp_traces`, then :func:`stdp_update` with the new traces). A post spike potentiates by
-``a_plus`` times the pre trace, i.e. by the sum over earlier pre spikes of ``exp(-dt/tau_pre)``;
+``a_plus`` times the pre trace, the sum of ``exp(-(t - t_f) / tau_pre)`` over pre spikes ``t_f <= t``;
 a pre spike depresses by ``a_minus`` times the post trace. So one pre spike at ``t_pre`` and one
 post spike at ``t_post`` change the weight by the learning window of ``delta_t = t_post - t_pre``::
 
@@ -18,11 +18,12 @@ post spike at ``t_post`` change the weight by the learning window of ``delta_t =
     W(0)       =  a_plus - a_minus                       (both in the same step)
 
 the shape Bi & Poo (1998) measured in cultured hippocampal neurons: potentiation when the
-pre spike leads, depression when it lags, both fading within a few tens of ms. :func:`learning_window` measures ``W`` by simulating such pairs;
-:func:`window_formula` is the expression above.
+pre spike leads, depression when it lags, both fading within a few tens of ms.
+:func:`learning_window` measures ``W`` by simulating such pairs; :func:`window_formula` is the
+expression above.
 
-Tensors are batch-first within a step: spikes and traces ``[B, n]``; a weight change ``[n_pre, n_post]``
-is summed over the batch (a batch of independent presentations sharing one weight matrix).
+Tensors are batch-first within a step: spikes and traces ``[B, n]``; a weight change
+``[n_pre, n_post]`` is summed over the batch (a batch of independent presentations sharing one weight matrix).
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ def window_formula(delta_t_ms: torch.Tensor, cfg: STDPConfig = STDPConfig()) -> 
                                    torch.full_like(dt, cfg.a_plus - cfg.a_minus)))
 
 
-def learning_window(delta_t_ms: torch.Tensor | list[float], cfg: STDPConfig = STDPConfig()) -> tuple[torch.Tensor, torch.Tensor]:
+def learning_window(delta_t_ms: torch.Tensor | list[float],
+                    cfg: STDPConfig = STDPConfig()) -> tuple[torch.Tensor, torch.Tensor]:
     """The learning window measured by simulation: for each offset ``delta_t = t_post - t_pre`` (ms,
     whole multiples of ``cfg.dt_ms``), one synapse sees one pre and one post spike that far apart,
     the traces and the rule run step by step, and the weight changes are summed.

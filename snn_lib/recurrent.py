@@ -17,10 +17,9 @@ Two implementations of the same layer, chosen by ``impl``:
   step's intermediate tensors for the backward pass;
 * ``"fast"`` (:meth:`RecurrentLayer.forward_fast`) runs the whole layer as one autograd node
   (:class:`RecurrentScan`) with its own backward pass: the input projection one chunk of
-  ``CHUNK`` steps at a time, a few in-place operations per step, and only the states at each
-  chunk's start kept for the backward pass, which recomputes each chunk's states from there
-  (so the memory of backpropagation through time no longer grows by several ``[B, H]`` tensors
-  per step, as the per-step autograd graph does).
+  ``CHUNK`` steps at a time, a few in-place operations per step, and only the membrane kept for
+  the backward pass (one ``[B, H]`` tensor per step, where the per-step autograd graph keeps
+  several), from which it recomputes the spikes and the surrogate.
 
 The backward pass of :class:`RecurrentScan` is one reverse scan. With ``g_S`` and ``g_U`` the
 gradients arriving at the outputs, ``h[t] = H'(x[t])`` the surrogate derivative (the functions
@@ -55,8 +54,8 @@ IMPLS = ("fast", "reference")
 
 
 CHUNK = 32
-"""Time steps per chunk of :class:`RecurrentScan`: the states at every chunk's start are kept, the
-rest is recomputed chunk by chunk in the backward pass."""
+"""Time steps per chunk of :class:`RecurrentScan`: the input currents and the gradients are
+computed this many steps at a time."""
 
 
 def _run_chunk(cur: torch.Tensor, state: list, w_rec_t: torch.Tensor | None, first: bool, neuron: str, beta: float,
@@ -91,11 +90,11 @@ class RecurrentScan(torch.autograd.Function):
     ``x [T, B, n_in]``, ``w_in [H, n_in]``, ``b_in [H]`` and the recurrent weight ``w_rec [H, H]``
     (or None) -> ``(spk [T, B, H], mem [T, B, H])``.
 
-    The input projection is computed ``CHUNK`` steps at a time, and only the states at the start
-    of each chunk are saved (besides ``x`` and the weights, which the caller holds anyway). The
-    backward pass goes through the chunks in reverse: it recomputes a chunk's currents and states
-    from its saved start, then runs the reverse scan over it, so that no ``[T, B, H]`` tensor is
-    kept for it (checkpointing, as ``torch.utils.checkpoint`` does for a whole module).
+    The input currents are computed ``CHUNK`` steps at a time and never kept whole; for the
+    backward pass only the membrane is saved (ALIF: ``U - A``), from which each chunk's spikes and
+    surrogate derivatives are recomputed. The backward pass runs the reverse scan chunk by chunk,
+    and adds each chunk's share to the weight gradients (one matrix product per chunk), so it too
+    holds no ``[T, B, H]`` tensor but the membrane and the incoming gradient.
     """
 
     @staticmethod
@@ -107,58 +106,44 @@ class RecurrentScan(torch.autograd.Function):
         dtype = torch.result_type(x, w_in)
         spk = x.new_empty((T, B, H), dtype=dtype)                               # S [T, B, H]
         mem = torch.empty_like(spk)                                             # U [T, B, H]
+        dist = torch.empty_like(spk) if neuron == "alif" else None              # U - A [T, B, H] (ALIF)
         zero = spk.new_zeros((B, H))
         state = [zero, zero, zero.clone() if neuron == "synaptic" else None, zero.clone() if neuron == "alif" else None]
-        dist = spk.new_empty((min(chunk, T), B, H)) if neuron == "alif" else None
         w_rec_t = w_rec.t() if w_rec is not None else None
-        starts = []
         for t0 in range(0, T, chunk):
             t1 = min(t0 + chunk, T)
-            starts.append([None if v is None else v.clone() for v in state])  # [B, H] each
             cur = _project(x[t0:t1], w_in, b_in)                                # [K, B, H]
             state = _run_chunk(cur, state, w_rec_t, t0 == 0, neuron, beta, threshold, alpha, rho, beta_a,
-                               spk[t0:t1], mem[t0:t1], None if dist is None else dist[:t1 - t0])
-        saved = [torch.stack([s[i] for s in starts]) if starts[0][i] is not None else None for i in range(4)]
-        ctx.save_for_backward(x, w_in, b_in, w_rec, *saved)                    # saved: [chunks, B, H] each
+                               spk[t0:t1], mem[t0:t1], None if dist is None else dist[t0:t1])
+        ctx.save_for_backward(x, w_in, b_in, w_rec, dist if dist is not None else mem)
         ctx.set_materialize_grads(False)
         ctx.settings = (neuron, beta, threshold, alpha, rho, beta_a, surrogate, slope, chunk)
         return spk, mem
 
     @staticmethod
     def backward(ctx, grad_spk: torch.Tensor | None, grad_mem: torch.Tensor | None):
-        x, w_in, b_in, w_rec, *saved = ctx.saved_tensors
+        x, w_in, b_in, w_rec, dist = ctx.saved_tensors                         # dist: U - A, or U (LIF, synaptic)
         neuron, beta, threshold, alpha, rho, beta_a, surrogate, slope, chunk = ctx.settings
         need_x, need_w_in, need_b, need_rec = ctx.needs_input_grad[:4]
         none = (None,) * 9
         if grad_spk is None and grad_mem is None:
             return (None,) * 4 + none
-        T, B = x.shape[:2]
-        H = w_in.shape[0]
-        dtype = torch.result_type(x, w_in)
-        K = min(chunk, T)
-        spk, mem, grad = (x.new_empty((K, B, H), dtype=dtype) for _ in range(3))   # one chunk's S, U, g_I
-        dist = torch.empty_like(spk) if neuron == "alif" else None
+        T, B, H = dist.shape
+        offset = 0.0 if neuron == "alif" else threshold                         # x = dist - offset
+        grad = torch.empty_like(dist[:min(chunk, T)])                           # one chunk's g_I
         g_x = torch.zeros_like(x) if need_x else None
         g_w_in = torch.zeros_like(w_in) if need_w_in else None
         g_b = torch.zeros_like(b_in) if need_b and b_in is not None else None
         g_rec = torch.zeros_like(w_rec) if w_rec is not None and need_rec else None
-        zero = spk.new_zeros((B, H))
+        zero = dist.new_zeros((B, H))
         g_next = zero                                                           # g_I[t+1]
         g_mem = zero.clone() if neuron == "synaptic" else None                  # g_U[t+1] (synaptic)
         g_adapt = zero.clone() if neuron == "alif" else None                    # g_b[t+1]
-        w_rec_t = w_rec.t() if w_rec is not None else None
         for c in range((T + chunk - 1) // chunk - 1, -1, -1):
             t0 = c * chunk
             t1 = min(t0 + chunk, T)
             n = t1 - t0
-            start = [None if v is None else v[c].clone() for v in saved]        # the chunk's start, afresh
-            spk_before = start[0]                                               # S[t0 - 1]
-            cur = _project(x[t0:t1], w_in, b_in)
-            _run_chunk(cur, start, w_rec_t, t0 == 0, neuron, beta, threshold, alpha, rho, beta_a,
-                       spk[:n], mem[:n], None if dist is None else dist[:n])
-            del cur
-            x_dist = dist[:n] if neuron == "alif" else torch.sub(mem[:n], threshold)
-            h = surrogate_grad(x_dist, surrogate, slope)                        # H'(x) [n, B, H]
+            h = surrogate_grad(dist[t0:t1] - offset if offset else dist[t0:t1], surrogate, slope)   # H'(x) [n, B, H]
             for k in range(n - 1, -1, -1):
                 t = t0 + k
                 if w_rec is not None and t < T - 1:                             # s[t]
@@ -178,12 +163,14 @@ class RecurrentScan(torch.autograd.Function):
                 else:
                     torch.add(d, g_next, alpha=beta, out=grad[k])               # g_I[t] = g_U[t]
                 g_next = grad[k]
+            del h
             g_chunk = grad[:n].flatten(0, 1)                                    # [n*B, H]
-            if g_rec is not None:                                               # sum_t g_I[t]^T S[t-1]
-                previous = torch.cat([spk_before[None], spk[:n - 1]]).flatten(0, 1)
-                g_rec.addmm_(g_chunk.t(), previous)
+            if g_rec is not None and t1 > 1:                                    # sum_t g_I[t]^T S[t-1], t >= 1
+                lo = max(t0, 1)
+                fired = torch.gt(dist[lo - 1:t1 - 1], offset).to(dist.dtype).flatten(0, 1)
+                g_rec.addmm_(grad[lo - t0:n].flatten(0, 1).t(), fired)
             if g_w_in is not None:
-                g_w_in.addmm_(g_chunk.t(), x[t0:t1].flatten(0, 1).to(dtype))
+                g_w_in.addmm_(g_chunk.t(), x[t0:t1].flatten(0, 1).to(dist.dtype))
             if g_b is not None:
                 g_b.add_(g_chunk.sum(0))
             if g_x is not None:
@@ -257,7 +244,7 @@ class RecurrentLayer(nn.Module):
         return torch.stack(spikes), torch.stack(mems)
 
     def forward_fast(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The whole layer as one autograd node that recomputes each chunk of steps in the backward pass."""
+        """The whole layer as one autograd node (:class:`RecurrentScan`)."""
         weight = self.recurrent.weight if self.recurrent is not None else None
         return RecurrentScan.apply(x.contiguous(), self.input.weight, self.input.bias, weight, self.neuron, self.beta,
                                    self.threshold, self.alpha, self.rho, self.beta_a, self.surrogate, self.slope,

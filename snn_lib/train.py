@@ -273,6 +273,9 @@ def fit(model: torch.nn.Module, loaders: Loaders, cfg: TrainConfig, *, device: t
             log.warning("%s", alarm)
         if scheduler is not None:
             scheduler.step()
+        alarm = training_alarm(history, len(loaders.train.labels))     # at chance, or an exploding loss
+        if alarm and world.main:
+            log.warning("%s", alarm)
         chosen = chosen_epoch(history, select)
         improved = chosen is not None and chosen["epoch"] == epoch
         best_epoch = epoch if improved else best_epoch

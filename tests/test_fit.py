@@ -135,3 +135,67 @@ def test_training_is_a_loop_that_knows_no_figures_and_short_functions():
     long = {node.name: node.end_lineno - node.lineno + 1 for node in ast.walk(tree)
             if isinstance(node, ast.FunctionDef) and node.end_lineno - node.lineno + 1 > 60}
     assert not long
+
+
+def test_one_epoch_of_fit_is_run_epoch(toy_nmnist, tmp_path):
+    from snn_lib.train import make_optimizer, run_epoch
+    loaders = tiny_loaders(toy_nmnist, tmp_path)
+    set_seed(1)
+    model = build_model(ModelConfig(channels=(4, 8)), loaders.frame_shape)
+    cfg = TrainConfig(lr=1e-2)
+    row = run_epoch(model, model, loaders, make_optimizer(model, cfg), make_loss("ce_count"), cfg,
+                    torch.device("cpu"), epoch=1)
+    assert row["epoch"] == 1 and row["lr"] == 1e-2 and 0 <= row["test_acc"] <= 1 and row["val_acc"] == row["val_acc"]
+    assert set(row) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr",
+                        "epoch_seconds", "samples_per_second"}
+
+
+def test_fit_result_says_when_early_stopping_ended_it(toy_nmnist, tmp_path, monkeypatch):
+    import snn_lib.train as train_module
+    from snn_lib.train import FitResult
+    loaders = tiny_loaders(toy_nmnist, tmp_path)
+    real = train_module.evaluate
+    monkeypatch.setattr(train_module, "evaluate", lambda *a, **k: {**real(*a, **k), "accuracy": 0.5})   # no gain
+    model = build_model(ModelConfig(channels=(4, 8)), loaders.frame_shape)
+    result = fit(model, loaders, TrainConfig(num_epochs=5, early_stop=2, max_steps_per_epoch=1))
+    assert isinstance(result, FitResult) and result.stopped_early
+    assert [r["epoch"] for r in result.history] == [1, 2, 3] and result.best_epoch == 1
+
+
+def test_resume_rules_on_configs_alone(tmp_path):
+    from snn_lib.config import ConfigError, flat_settings
+    from snn_lib.rundir import check_resume, check_same_run, resume_state, train_changes
+    old = Config(exp_id="r", exp_root=str(tmp_path))
+    check_same_run(old, Config(exp_id="r", exp_root=str(tmp_path), train=TrainConfig(lr=1e-3)), tmp_path)
+    with pytest.raises(ConfigError, match=r"data settings differ .*data.n_time_bins 25 -> 10"):
+        check_same_run(old, Config(data=DataConfig(n_time_bins=10)), tmp_path)
+    with pytest.raises(ConfigError, match="seed=1 differs"):
+        check_same_run(old, Config(seed=1), tmp_path)
+    with pytest.raises(ConfigError, match="train.lr_schedule='cosine' differs"):
+        check_resume(old, Config(train=TrainConfig(lr_schedule="cosine")), tmp_path)
+    assert train_changes(old, Config(train=TrainConfig(lr=1e-3, resume=True))) == ["train.lr 0.002 -> 0.001"]
+    assert resume_state(old, tmp_path / "r") is None                      # an empty folder: a new run
+    with pytest.raises(ConfigError, match="holds no run to resume"):
+        resume_state(Config(train=TrainConfig(resume=True)), tmp_path / "r")
+    flat = flat_settings(Config(model=ModelConfig(channels=(4, 8))))
+    assert flat["model.channels"] == (4, 8) and flat["train.lr"] == 0.002 and "data" not in flat
+
+
+def test_a_course_run_trains_in_the_budget(tmp_path, monkeypatch):
+    from snn_lib.course import Budget, course_run
+    budget = Budget(fast=True, n_time_bins=4, num_epochs=1, batch_size=16, max_steps_per_epoch=1, device="cpu",
+                    exp_root=str(tmp_path / "exp"))
+    data = DataConfig(name="nmnist_sim", sim_train_per_class=3, sim_test_per_class=1, val_from_train=0,
+                      cache_dir=str(tmp_path / "cache"))
+    result = course_run("tiny", budget, data=data, model=ModelConfig(channels=(2, 4)))
+    assert result.run_dir.parent == tmp_path / "exp" and result.run_dir.name.startswith("tiny_")
+    assert [r["epoch"] for r in result.history] == [1] and result.loaders.frame_shape[0] == 4
+
+
+def test_a_split_is_framed_one_way(toy_nmnist, tmp_path):
+    from snn_lib.data import load_split, split_frames, split_recordings
+    cfg = DataConfig(root=str(toy_nmnist), cache_dir=str(tmp_path / "cache"), n_time_bins=6)
+    splits = split_recordings(cfg, toy_nmnist)
+    frames, labels = split_frames(cfg, splits["test"], "test")
+    same = load_split(cfg, "test", splits)
+    assert torch.equal(frames, same[0]) and torch.equal(labels, same[1]) and frames.shape[1:] == (6, 2, 34, 34)

@@ -231,3 +231,32 @@ def test_exp_filter_is_the_trace_step_by_step():
         x = x * 0.9 + s[t]
         expected.append(x)
     torch.testing.assert_close(exp_filter(s, 0.9, block=7), torch.stack(expected))
+
+
+def test_stdp_digits_script_fast_mode_writes_its_results(tmp_path, monkeypatch):
+    import importlib.util
+    import json
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "stdp_digits.py"
+    spec = importlib.util.spec_from_file_location("stdp_digits", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(sys, "argv", ["stdp_digits.py", "--fast", "--fields", "--out", str(tmp_path / "stdp_fast"),
+                                      "--set", "stdp.a_plus=0.004"])
+    script.main()
+    data = json.loads((tmp_path / "stdp_fast.json").read_text())
+    assert data["command"].startswith("python scripts/stdp_digits.py --fast") and data["fast"] is True
+    row, = data["rows"]
+    assert row["neurons"] == 20 and row["n"] == 1 and 0 <= row["accuracy_mean"] <= 1
+    assert data["settings"]["stdp"]["a_plus"] == 0.004 and data["train_digits"] == 200
+    window = {r["delta_t_ms"]: r["dw"] for r in data["window"]}
+    assert window[10.0] > 0 > window[-10.0] and window[10.0] > window[20.0]
+    assert "| 20 |" in (tmp_path / "stdp_fast.md").read_text()
+    assert np_load_shape(tmp_path / "stdp_fast_fields_20.npz") == (784, 20)
+
+
+def np_load_shape(path):
+    import numpy as np
+    return np.load(path)["W"].shape

@@ -9,8 +9,10 @@ import torch
 
 import snn_lib.recurrent as recurrent
 from snn_lib.kernels import _surrogate_primitive
+from snn_lib.model import make_loss, predict
 from snn_lib.neurons import alif_step, decay, rlif_step, spike_fn, synaptic_step
 from snn_lib.recurrent import NEURONS, RecurrentLayer
+from snn_lib.rsnn import RSNN, RSNNConfig
 
 
 def exact_spike(name: str = "atan", slope: float = 2.0):
@@ -20,16 +22,6 @@ def exact_spike(name: str = "atan", slope: float = 2.0):
         smooth = _surrogate_primitive(x, name, slope)
         return (x > 0).to(x.dtype) + (smooth - smooth.detach())
     return spike
-
-
-def run_steps(step, cur, *state):
-    """Step a neuron function over ``cur [T, ...]``; returns the list of each step's outputs."""
-    out = []
-    for c in cur:
-        result = step(c, *state)
-        out.append([r.item() if r.numel() == 1 else r for r in result])
-        state = result
-    return out
 
 
 def test_decay_is_exp_minus_one_over_tau():
@@ -221,10 +213,6 @@ def test_layer_refuses_unknown_settings():
 
 # ---- the RSNN --------------------------------------------------------------------------------------
 
-from snn_lib.model import make_loss, predict  # noqa: E402
-from snn_lib.rsnn import RSNN, RSNNConfig  # noqa: E402
-
-
 @pytest.mark.parametrize("neuron", NEURONS)
 def test_rsnn_fast_equals_reference_and_works_with_the_csnn_loss(monkeypatch, neuron):
     monkeypatch.setattr(recurrent, "spike_fn", exact_spike)
@@ -272,3 +260,21 @@ def test_rsnn_readout_is_the_leaky_membrane_at_the_last_steps():
 def test_rsnn_refuses_a_decision_window_longer_than_the_input():
     with pytest.raises(ValueError, match="readout_steps"):
         RSNN(RSNNConfig(readout_steps=30), (20, 4))
+
+
+def test_recurrent_scan_is_the_fast_layer_and_keeps_no_input_currents():
+    """RecurrentScan called directly gives the layer's fast output, and its saved tensors are the
+    input, the weights and one [T, B, H] membrane: no input currents or spikes kept for backward."""
+    from snn_lib.recurrent import RecurrentLayer, RecurrentScan
+    torch.manual_seed(0)
+    layer = RecurrentLayer(5, 7, neuron="lif", recurrent=True, impl="fast")
+    x = (torch.rand(12, 3, 5) < 0.4).float()
+    weight = layer.recurrent.weight
+    spk, mem = RecurrentScan.apply(x, layer.input.weight, layer.input.bias, weight, layer.neuron, layer.beta,
+                                   layer.threshold, layer.alpha, layer.rho, layer.beta_a, layer.surrogate,
+                                   layer.slope, layer.chunk)
+    ref_spk, ref_mem = layer(x)
+    torch.testing.assert_close(spk, ref_spk)
+    torch.testing.assert_close(mem, ref_mem)
+    big = [t for t in spk.grad_fn.saved_tensors if t is not None and t.dim() == 3 and t.shape[-1] == 7]
+    assert len(big) == 1                                             # the membrane alone

