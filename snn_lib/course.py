@@ -5,7 +5,7 @@ Every chapter that trains asks this module for its budget and its runs, so that 
 decides for itself how much to train in the book's fast build (``SNN_FAST=1``) or where runs go::
 
     budget = course_budget(fast_epochs=3, full_epochs=15)
-    cfg = course_config("ch5", budget)           # a Config, timestamped exp_id
+    cfg = course_config("ch5", budget)  # a Config, timestamped exp_id
     result = run_training(cfg)                   # snn_lib.train
     # or in one call, with changes to the defaults:
     result = course_run("ch7_avg", budget, model=ModelConfig(pool="avg"))

@@ -193,8 +193,8 @@ def relayed(err: BaseException) -> bool:
 
 
 def launch_processes(launch, entry, argument, run_dir) -> dict:
-    """Start the processes of ``launch`` (a ``torch.distributed.launcher.api.LaunchConfig``, torch's
-    elastic launcher, the engine of torchrun), each running ``entry(argument)``; returns their
+    """Start the processes of ``launch`` (a ``LaunchConfig`` of ``torch.distributed.launcher.api``,
+    torch's elastic launcher, the engine of torchrun), each running ``entry(argument)``; returns their
     results by rank. An SnnError that a process returns (instead of raising it: no traceback) is
     raised here, once, process 0's first; a process that dies (``kill -9``, a crash) stops them all
     with a one-line SnnError. torch's own reports of the failure are silenced."""

@@ -5,10 +5,15 @@ its name, and Markdown made to fit a book page (tables that fit its width, code 
 ::
 
     from snn_lib.report import load_results
-    data = load_results("small_real_ablation")          # benchmarks/results/small_real_ablation.json
-    HTML(table_html(data["rows"], {"row": "row", "seeds": "seeds", "val_chosen_mean": "test acc"},
+    # benchmarks/results/small_real_ablation.json
+    data = load_results("small_real_ablation")
+    HTML(table_html(data["rows"],
+                    {"row": "row", "val_chosen_mean": "test acc"},
                     formats={"val_chosen_mean": "{:.1%}"}))
-    HTML(results_file_html(find_results_dir() / "small_real_ablation.md"))   # the whole file, folded
+    # how it was measured: data, hardware, date, command
+    HTML(measured_html(data, "ROOT: 1,000 real recordings"))
+    # the whole file, folded
+    HTML(results_file_html(find_results_dir() / "small_real_ablation.md"))
 
 A table's code spans may break after ``=``, ``_``, ``.`` or ``,`` (a long setting in a cell); a
 row whose first two cells are empty is a note on the row above, spanning the rest of it.
@@ -101,6 +106,42 @@ def results_table_html(path: str | Path, columns: Sequence[int] | None = None, t
     return markdown_html("\n".join("|" + "|".join(row) + "|" for row in rows))
 
 
+
+
+_MACHINE_PATH = re.compile(r"(?<![\w.~])/(?:tmp|root|home|Users|work|var/folders)/[^\s'\"]*")
+"""An absolute path on the machine that made a result (``/tmp/run/exp``): nothing a reader has."""
+
+
+def command_line(data: Mapping, root_name: str = "ROOT", other_name: str = "DIR", key: str = "command") -> str:
+    """A results file's command (``data[key]``) with the machine's paths replaced: the data folder
+    (the file's ``data_root``, or the path after ``--root`` or ``data.root=``) by ``root_name``,
+    any other absolute path of the machine (``/tmp/run/sweep``) by ``other_name`` and its last
+    parts (``DIR/sweep``)."""
+    command = data[key]
+    if not isinstance(command, str):
+        command = " && ".join(command)
+    roots = set(re.findall(r"(?:--root[= ]|data\.root=)(\S+)", command))
+    if data.get("data_root"):
+        roots.add(str(data["data_root"]))
+    for root in sorted(roots, key=len, reverse=True):
+        if root != root_name:
+            command = command.replace(root.rstrip("/"), root_name)
+
+    def other(path: re.Match) -> str:
+        parts = [p for p in path.group(0).split("/") if p][2:]
+        return "/".join([other_name, *parts])
+    return _MACHINE_PATH.sub(other, command)
+
+
+def measured_html(data: Mapping, about: str = "", root_name: str = "ROOT", key: str = "command") -> str:
+    """One short line under a table saying how a results file's numbers were measured: ``about``
+    (the data), the file's hardware and date, and its command (:func:`command_line`), in small
+    type that wraps to the page's width."""
+    facts = ", ".join(str(data[k]) for k in ("hardware", "date") if data.get(k))
+    text = f"{html_lib.escape(about.rstrip('.'))}. " if about else ""
+    command = html_lib.escape(command_line(data, root_name, key=key))
+    return (f'<p class="snn-measured"><small>{text}Measured on {html_lib.escape(facts)} with '
+            f'<code style="white-space: normal; overflow-wrap: anywhere">{command}</code></small></p>')
 
 
 def _cell(value: object, fmt: str | Callable[[object], str] | None, missing: str = "") -> str:

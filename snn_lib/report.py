@@ -4,9 +4,11 @@ report of many runs (``snn-report``). Showing them on a book page is :mod:`snn_l
 
 ::
 
-    # 'Intel(R) Xeon(R) (AVX2, AVX-512), 2 cores, 2 torch threads, load average 1.2'
+    # 'Intel(R) Xeon(R) (AVX2, AVX-512), 2 cores, 2 torch threads,
+    #  load average 1.2'
     hardware(torch.device("cpu"))
-    # a results file: command, hardware, date, software, rows (see results_meta)
+    # a results file: command, hardware, date, software, rows
+    # (see results_meta)
     data = load_results("real_1k_accuracy")
     data["rows"][0]["test_acc"]
     # one row per setting, over its seeds

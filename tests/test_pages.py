@@ -5,7 +5,8 @@ import html as html_lib
 import json
 import re
 
-from snn_lib.pages import CODE_WIDTH, markdown_html, results_file_html, results_table_html, table_html
+from snn_lib.pages import (CODE_WIDTH, command_line, markdown_html, measured_html, results_file_html,
+                           results_table_html, table_html)
 
 
 def test_markdown_tables_headings_and_note_rows():
@@ -77,3 +78,22 @@ def test_table_html_defaults_to_every_key_of_the_first_row_and_leaves_out_the_ot
     html = table_html([{"a": 1, "b": "x"}, {"a": 2, "b": "y", "c": 3}])
     assert _cells(html) == [["a", "b"], ["1", "x"], ["2", "y"]]
     assert _cells(table_html([{"a": 1}], ["a"])) == [["a"], ["1"]]
+
+
+def test_command_line_names_the_data_folder_root_and_hides_other_machine_paths():
+    data = {"command": "python scripts/x.py --root /work/shared/data/nmnist --exp-root /tmp/run/sweep "
+                       "--checkpoint /tmp/run/a/checkpoints/last.pt --out benchmarks/results/x.md data.cache_dir=/tmp/c"}
+    assert command_line(data) == ("python scripts/x.py --root ROOT --exp-root DIR/sweep --checkpoint "
+                                  "DIR/a/checkpoints/last.pt --out benchmarks/results/x.md data.cache_dir=DIR")
+    hydra = {"command": ["snn-train data.root=/home/me/nmnist/ exp_id=a", "snn-eval checkpoint=exp/a/last.pt"],
+             "data_root": "/home/me/nmnist"}
+    assert command_line(hydra, root_name="DATA") == "snn-train data.root=DATA/ exp_id=a && snn-eval checkpoint=exp/a/last.pt"
+
+
+def test_measured_html_says_data_hardware_date_and_command_without_load_or_paths():
+    data = {"command": "snn-train data.root=/tmp/d", "hardware": "2 cores", "date": "2026-01-02 03:04 UTC",
+            "load_average": 4.7}
+    html = measured_html(data, "ROOT: 1,000 real recordings")
+    assert html.startswith('<p class="snn-measured"><small>ROOT: 1,000 real recordings. Measured on 2 cores, '
+                           "2026-01-02 03:04 UTC with <code")
+    assert "snn-train data.root=ROOT</code>" in html and "4.7" not in html and "/tmp" not in html
