@@ -16,18 +16,23 @@ Neurons with memory (the recurrent layer of :mod:`snn_lib.recurrent` steps them)
 ``dt_ms``). The reset is by subtraction and decided by the previous step's spike (detached), the
 spike is ``S[t] = H(U[t] - threshold[t])`` with the surrogate gradient, and every state starts at 0::
 
-    recurrent LIF (snnTorch RLeaky, all_to_all=True), W [H, H] the recurrent weights:
+    recurrent LIF (snnTorch RLeaky, all_to_all=True),
+    W [H, H] the recurrent weights:
         U[t] = beta * U[t-1] + I[t] + W S[t-1] - theta * S[t-1]
 
     synaptic, second order (snnTorch Synaptic), alpha = exp(-1 / tau_syn):
-        J[t] = alpha * J[t-1] + I[t]                   (the synaptic current)
+        J[t] = alpha * J[t-1] + I[t]                  (the synaptic current)
         U[t] = beta * U[t-1] + J[t] - theta * S[t-1]
 
-    adaptive threshold (ALIF, the LSNN of Bellec et al. 2018), rho = exp(-1 / tau_adapt):
-        b[t] = rho * b[t-1] + (1 - rho) * S[t-1]      (the adaptation, a trace of the spikes)
-        A[t] = theta + beta_a * b[t]                   (the threshold; theta its baseline)
-        U[t] = beta * U[t-1] + I[t] - theta * S[t-1]   (the reset subtracts the baseline, as Bellec's)
+    adaptive threshold (ALIF, the LSNN of Bellec et al. 2018),
+    rho = exp(-1 / tau_adapt):
+        b[t] = rho * b[t-1] + (1 - rho) * S[t-1]      (the adaptation)
+        A[t] = theta + beta_a * b[t]                  (the threshold)
+        U[t] = beta * U[t-1] + I[t] - theta * S[t-1]  (reset: the baseline)
         S[t] = H(U[t] - A[t])
+
+``b`` is a trace of the spikes, ``theta`` the threshold's baseline, which the reset subtracts (as
+in Bellec et al.'s code).
 
 The adaptation ``b`` is dimensionless (a spike adds ``1 - rho``); ``beta_a`` converts it into
 units of the membrane. ``b`` and the recurrent input carry the spike's surrogate gradient; the

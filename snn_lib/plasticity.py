@@ -4,18 +4,23 @@ Each synapse ``i -> j`` keeps no history of spikes; each neuron keeps a trace in
 Diesmann & Gerstner 2008, "all-to-all" pair interaction; Gerstner et al., *Neuronal Dynamics*
 2014, chapter 19). With time step ``dt_ms`` and spikes ``s`` in {0, 1}, every step::
 
-    x_pre[t]  = x_pre[t-1]  * exp(-dt / tau_pre)  + s_pre[t]          (tau_pre  in ms, x dimensionless)
-    x_post[t] = x_post[t-1] * exp(-dt / tau_post) + s_post[t]         (tau_post in ms)
-    dw_ij[t]  = a_plus * x_pre_i[t] * s_post_j[t] - a_minus * s_pre_i[t] * x_post_j[t]
+    x_pre[t]  = x_pre[t-1]  * exp(-dt / tau_pre)  + s_pre[t]
+    x_post[t] = x_post[t-1] * exp(-dt / tau_post) + s_post[t]
+    dw_ij[t]  = a_plus  * x_pre_i[t] * s_post_j[t]
+              - a_minus * s_pre_i[t] * x_post_j[t]
+
+(the traces ``x`` dimensionless, ``tau_pre`` and ``tau_post`` in ms)
 
 (:func:`stdp_traces`, then :func:`stdp_update` with the new traces). A post spike potentiates by
 ``a_plus`` times the pre trace, the sum of ``exp(-(t - t_f) / tau_pre)`` over pre spikes ``t_f <= t``;
 a pre spike depresses by ``a_minus`` times the post trace. So one pre spike at ``t_pre`` and one
 post spike at ``t_post`` change the weight by the learning window of ``delta_t = t_post - t_pre``::
 
-    W(delta_t) =  a_plus  * exp(-delta_t / tau_pre)      delta_t > 0 (pre before post: potentiation)
-    W(delta_t) = -a_minus * exp( delta_t / tau_post)     delta_t < 0 (post before pre: depression)
-    W(0)       =  a_plus - a_minus                       (both in the same step)
+    W(delta_t) =  a_plus  * exp(-delta_t / tau_pre)    delta_t > 0
+    W(delta_t) = -a_minus * exp( delta_t / tau_post)   delta_t < 0
+    W(0)       =  a_plus - a_minus                     (the same step)
+
+(pre before post, ``delta_t > 0``: potentiation; post before pre: depression)
 
 the shape Bi & Poo (1998) measured in cultured hippocampal neurons: potentiation when the
 pre spike leads, depression when it lags, both fading within a few tens of ms.

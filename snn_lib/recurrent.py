@@ -26,13 +26,13 @@ gradients arriving at the outputs, ``h[t] = H'(x[t])`` the surrogate derivative 
 of :mod:`snn_lib.kernels`), ``g_I[t]`` the gradient at the current ``I[t]`` (zero after the last
 step) and ``d[t]`` the gradient at ``x[t]``::
 
-    s[t]   = g_S[t] + W_rec^T g_I[t+1] + (1 - rho) g_b[t+1]      (ALIF only: the last term)
+    s[t]   = g_S[t] + W_rec^T g_I[t+1] + (1 - rho) g_b[t+1]   (ALIF: + g_b)
     d[t]   = s[t] h[t]
-    g_U[t] = g_U[t] + d[t] + beta g_U[t+1]                        (total, through the membrane)
-    g_b[t] = rho g_b[t+1] - beta_a d[t]                          (ALIF)
-    g_I[t] = g_U[t]                                              (LIF, ALIF)
-    g_I[t] = g_U[t] + alpha g_I[t+1]                             (synaptic: through J)
-    dL/dW_rec = sum_t g_I[t]^T S[t-1]                            (one matrix product at the end)
+    g_U[t] = g_U[t] + d[t] + beta g_U[t+1]        (through the membrane)
+    g_b[t] = rho g_b[t+1] - beta_a d[t]           (ALIF)
+    g_I[t] = g_U[t]                               (LIF, ALIF)
+    g_I[t] = g_U[t] + alpha g_I[t+1]              (synaptic: through J)
+    dL/dW_rec = sum_t g_I[t]^T S[t-1]             (one matrix product)
 
 The reset (``- theta S[t-1]``) carries no gradient, as in snnTorch.
 """

@@ -2,10 +2,10 @@
 
 For input ``x [T, B, F]`` (any ``[T, B, ...]``, flattened per step)::
 
-    spk [T, B, H] = RecurrentLayer(F, H, neuron, recurrent)(x)       (snn_lib.recurrent)
-    y[t]          = W_out spk[t] + b_out                               [T, B, C]
-    R[t]          = beta_out * R[t-1] + y[t],  R[-1] = 0              (leaky, never spikes)
-    out           = mean(R[T-k], ..., R[T-1])                          [1, B, C]
+    spk = RecurrentLayer(F, H, neuron, recurrent)(x)    # [T, B, H]
+    y[t] = W_out spk[t] + b_out                          # [T, B, C]
+    R[t] = beta_out * R[t-1] + y[t],  R[-1] = 0          # leaky, no spikes
+    out  = mean(R[T-k], ..., R[T-1])                     # [1, B, C]
 
 ``out`` is the readout at the decision time: the mean of its membrane over the last
 ``readout_steps`` (``k``) steps, 1 being the last step alone. It is returned with a time axis of

@@ -3,11 +3,13 @@
 784 Poisson inputs (one per pixel, rate ``max_rate_hz * pixel``) drive ``n_neurons`` excitatory
 leaky integrate-and-fire neurons through plastic weights ``W [784, n]``. Every step of ``dt_ms``::
 
-    I_j[t]   = sum_i s_in_i[t] * W_ij                                   (mV; instantaneous synapses)
+    I_j[t]   = sum_i s_in_i[t] * W_ij               (mV; instant synapses)
     v_j[t]   = v_rest + (v_j[t-1] - v_rest) * exp(-dt / tau_mem)
-               + I_j[t] - inhibition * (sum_k s_k[t-1] - s_j[t-1])     (v_reset while refractory)
-    s_j[t]   = v_j[t] > v_thresh + theta_j                              (then v_j = v_reset, refractory)
-    theta_j <- theta_j * exp(-dt / tau_theta) + theta_plus * s_j[t]     (learning only; mV)
+               + I_j[t] - inhibition * (sum_k s_k[t-1] - s_j[t-1])
+    s_j[t]   = v_j[t] > v_thresh + theta_j          (then v_j = v_reset)
+    theta_j <- theta_j * exp(-dt / tau_theta) + theta_plus * s_j[t]
+
+(``v_j`` stays at ``v_reset`` while refractory; ``theta`` grows only while learning, in mV)
 
 * **Lateral inhibition** is direct: each excitatory spike lowers every other excitatory neuron's
   membrane by ``inhibition_mv`` in the next step. This replaces Diehl & Cook's separate inhibitory

