@@ -580,7 +580,9 @@ def test_a_killed_build_leaves_no_workers_and_is_cleaned_next_time(tmp_path):
             f"ensure_sim_dataset(DataConfig(name='nmnist_sim'), {str(tmp_path)!r})")
     proc = subprocess.Popen([sys.executable, "-c", code])
     deadline, workers = time.time() + 120, []
-    while time.time() < deadline and not (workers and list(tmp_path.glob("nmnist_sim/.building-*/Train"))):
+    # mid-build: the recordings go into the build's own temporary folder (make_sim_dataset's
+    # .building-<pid>, inside ensure_sim_dataset's), moved into place only at the end
+    while time.time() < deadline and not (workers and list(tmp_path.glob("nmnist_sim/.building-*/.building-*/Train"))):
         time.sleep(0.2)
         workers = workers or children_of(proc.pid)
     assert workers, "the build started no worker processes"
