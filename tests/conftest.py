@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -54,3 +55,25 @@ def tiny_config(root, tmp_path, **train) -> Config:
                   model=ModelConfig(channels=(4, 8)),
                   train=TrainConfig(**{"num_epochs": 3, "batch_size": 16, "lr": 1e-2, "device": "cpu",
                                        "num_animations": 2, **train}))
+
+
+def one_line(err: BaseException | str) -> str:
+    """The text of an error, asserted to be one line."""
+    text = str(err)
+    assert "\n" not in text.strip(), text
+    return text
+
+
+def cli(args, cwd, timeout=300, **kwargs):
+    """A command run as a user would, its output captured."""
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def fails_in_one_line(result, command: str, *parts: str, status: int = 2) -> str:
+    """The one stderr line of a command that failed with ``status``, naming each of ``parts``."""
+    assert result.returncode == status, (result.returncode, result.stderr[-2000:])
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1 and line.startswith(f"{command}: "), result.stderr[-2000:]
+    for part in parts:
+        assert part in line, line
+    return line

@@ -34,28 +34,9 @@ from snn_lib.model import CSNN
 from snn_lib.rundir import LOCK_NAME, RunBusyError, RunLock, atomic_write, log_to, run_artefacts
 from snn_lib.train import NonFiniteLoss, RunInterrupted, run_training
 
-from conftest import make_toy_nmnist, tiny_config
+from conftest import cli, fails_in_one_line, make_toy_nmnist, one_line, tiny_config
 
 MARKER = "snn_lib_payload_ran"
-
-
-def one_line(err: BaseException | str) -> str:
-    text = str(err)
-    assert "\n" not in text.strip(), text
-    return text
-
-
-def cli(args, cwd, timeout=300, **kwargs):
-    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, **kwargs)
-
-
-def fails_in_one_line(result, command: str, *parts: str) -> str:
-    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
-    line = result.stderr.strip()
-    assert len(line.splitlines()) == 1 and line.startswith(f"{command}: "), result.stderr[-2000:]
-    for part in parts:
-        assert part in line, line
-    return line
 
 
 # ---- 1. loading a checkpoint never runs code -----------------------------------------------------

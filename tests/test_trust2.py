@@ -33,29 +33,10 @@ from snn_lib.errors import ConfigError, DataError, SnnError
 from snn_lib.model import CSNN
 from snn_lib.rundir import write_metrics_csv
 
-from conftest import make_toy_nmnist
+from conftest import cli, fails_in_one_line, make_toy_nmnist, one_line
 
 SIM = ["data.name=nmnist_sim", "data.sim_train_per_class=8", "data.sim_test_per_class=4", "data.n_time_bins=5",
        "train.device=cpu", "train.num_animations=0", "train.batch_size=16", "model.channels=[4,8]"]
-
-
-def one_line(err: BaseException | str) -> str:
-    text = str(err)
-    assert "\n" not in text.strip(), text
-    return text
-
-
-def cli(args, cwd, timeout=300, **kwargs):
-    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, **kwargs)
-
-
-def fails_in_one_line(result, command: str, *parts: str, status: int = 2) -> str:
-    assert result.returncode == status, (result.returncode, result.stderr[-2000:])
-    line = result.stderr.strip()
-    assert len(line.splitlines()) == 1 and line.startswith(f"{command}: "), result.stderr[-2000:]
-    for part in parts:
-        assert part in line, line
-    return line
 
 
 def small_checkpoint(path: Path, root: Path | str = "data/nmnist", **model) -> Path:
