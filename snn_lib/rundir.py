@@ -204,7 +204,7 @@ class RunFolder:
                  last_epoch: int = 0):
         self.run_dir, self.cfg, self.frame_shape, self.writes = Path(run_dir), cfg, tuple(frame_shape), writes
         self.last_epoch = last_epoch
-        self.recording = False              # True while an epoch's files are being written
+        self.recording = 0                  # the epoch whose files are being written, 0 between them
 
     @property
     def last_path(self) -> Path:
@@ -227,7 +227,7 @@ class RunFolder:
         if not self.writes:
             self.last_epoch = end.epoch
             return
-        self.recording = True
+        self.recording = end.epoch
         save = (end.model, end.optimizer, self.cfg, end.epoch, end.history, self.frame_shape, end.best_epoch,
                 end.scheduler)
         save_checkpoint(self.last_path, *save)
@@ -237,7 +237,7 @@ class RunFolder:
         write_metrics_csv(self.run_dir / "metrics.csv", end.history)
         save_figure(plot_train_loss(end.history), self.run_dir / "train_loss.png")
         save_figure(plot_test_acc(end.history), self.run_dir / "test_acc.png")
-        self.recording = False
+        self.recording = 0
 
     def animate(self, model: torch.nn.Module, loader, count: int, device: torch.device) -> list[Path]:
         """``spike_bar_{i}_target{t}.gif`` of ``count`` test digits (none for a network without

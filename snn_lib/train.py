@@ -485,10 +485,9 @@ def _stop_message(folder: RunFolder, phase: str) -> str:
     again where nothing was written."""
     last = folder.last_epoch
     where = {"loading": "before its first epoch" if not last else f"before epoch {last + 1}",
-             "fitting": f"after epoch {last}" if folder.recording else f"during epoch {last + 1}",
+             "fitting": f"after epoch {last}" if last and folder.recording == last   # writing its files
+             else f"during epoch {last + 1}",
              "finishing": f"after epoch {last}"}[phase]
-    if phase == "fitting" and folder.recording:         # stopped while writing that epoch's files
-        where = f"after epoch {last}"
     kept = f"the last checkpoint holds epoch {last}" if last else "no epoch was finished"
     if run_artefacts(folder.run_dir):
         return f"stopped {where} of {folder.run_dir} ({kept}); continue with train.resume=true and the same exp_id."
